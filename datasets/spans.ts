@@ -85,7 +85,6 @@ export function parseTokens(tokens: readonly string[], g: Grammar = grammar): Sp
   const fail = (reason: SegmentStatus) => {
     if (statuses[cur] !== "none" && statuses[cur] !== "sparse") return;
     statuses[cur] = reason;
-    refs[cur] = [];
     malformed++;
     mode = Mode.Global;
   };

@@ -202,7 +202,6 @@ def parse_kinds(kinds: Sequence[int], values: Sequence[int], grammar: Grammar | 
         if not statuses[cur].startswith(("none", "sparse")):
             return
         statuses[cur] = reason
-        refs[cur] = []
         malformed += 1
         mode = MODE_GLOBAL
 
