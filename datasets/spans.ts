@@ -196,20 +196,75 @@ export function renderSymbolic(record: Pick<DatasetRecord, "segments">, g: Gramm
   return out;
 }
 
+/** Code points, as Array.from counts them (a lone surrogate is one). */
+function codePointLength(text: string): number {
+  let n = text.length;
+  for (let i = 0; i + 1 < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
 /**
  * Kept and total causal attention pairs of a record (character-level tokens): kept/total
- * is the annotated density. Linear in the record length, no T×T matrix.
+ * is the annotated density. Closed form per segment, no token array and no T×T matrix:
+ * it is what parseTokens(renderSymbolic(record)) gives (the state machine's verdicts for a
+ * rendered record, where text characters are never special tokens), and the tests check
+ * it against that token-level computation on random and malformed records.
  */
 export function densityCounts(record: Pick<DatasetRecord, "segments">, g: Grammar = grammar): { kept: number; total: number; tokens: number } {
-  const p = parseTokens(renderSymbolic(record, g), g);
-  // Segment 0, the refs and the own segment are disjoint (refs are earlier segments, ref 0
-  // is segment 0 itself), so a sparse query keeps the sum of their lengths: no merging.
-  const refLength = p.refs.map((refs) => refs.reduce((n, r) => (r === 0 ? n : n + segmentEnd(p, r) - p.segmentStarts[r]), 0));
-  const seg0 = segmentEnd(p, 0);
-  let kept = 0;
-  for (let t = 0; t < p.length; t++) {
-    const s = p.segmentIds[t];
-    kept += p.sparse[t] ? seg0 + refLength[s] + (t - p.segmentStarts[s] + 1) : t + 1;
+  const segs = record.segments;
+  const n = segs.length;
+  const lens = new Array<number>(n);
+  let length = 0;
+  for (let i = 0; i < n; i++) {
+    const attend = i > 0 ? segs[i].attend : undefined;
+    if (attend != null) for (const r of attend) if (!Number.isInteger(r) || r < -g.max_relative_ref || r >= g.max_segments) refToken(r, g);
+    // <bos> or <seg>, then <attend> refs </attend> when there is a directive, then the text.
+    lens[i] = 1 + (attend != null ? 2 + attend.length : 0) + codePointLength(segs[i].text);
+    length += lens[i];
   }
-  return { kept, total: (p.length * (p.length + 1)) / 2, tokens: p.length };
+  if (segs.some((s, i) => i > 0 && s.role === "response")) {
+    lens[n - 1]++; // <eos> belongs to the last segment
+    length++;
+  }
+  const seg0 = lens[0];
+  const globalSum = (start: number, len: number) => len * start + (len * (len + 1)) / 2; // sum of (t + 1)
+  let kept = globalSum(0, seg0);
+  let start = seg0;
+  for (let i = 1; i < n; i++) {
+    const len = lens[i];
+    const attend = segs[i].attend;
+    let refLength = -1; // -1: the segment is global
+    if (attend != null && i < g.max_segments && attend.length <= g.max_refs_per_directive) {
+      const targets = new Set<number>();
+      let valid = true;
+      for (const r of attend) {
+        const target = r >= 0 ? r : i + r;
+        if (r >= i || target < 0) valid = false;
+        else targets.add(target);
+      }
+      if (valid) {
+        refLength = 0;
+        for (const t of targets) if (t !== 0) refLength += lens[t];
+      }
+    }
+    if (refLength < 0) {
+      kept += globalSum(start, len);
+    } else {
+      // The segment token and the directive attend globally; what follows reads
+      // segment 0 + the refs + its own segment up to itself (u = t - start + 1).
+      const d = 3 + attend!.length;
+      kept += globalSum(start, d) + (len - d) * (seg0 + refLength) + (len * (len + 1) - d * (d + 1)) / 2;
+    }
+    start += len;
+  }
+  return { kept, total: (length * (length + 1)) / 2, tokens: length };
 }
