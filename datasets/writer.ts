@@ -17,7 +17,59 @@ import { densityCounts, grammar } from "./spans.js";
 import { registerCleanup } from "../cli/lib/cleanup.js";
 import { UsageError } from "../cli/lib/errors.js";
 
-export type RecordSource = Iterable<DatasetRecord> | AsyncIterable<DatasetRecord>;
+/**
+ * Records already serialised and measured (e.g. by a worker thread, see prepareBatch), in
+ * order: the writer only hashes and appends `text`, so the expensive per-record work can
+ * run on every core while the output stays one ordered stream.
+ */
+export interface PreparedBatch {
+  kind: "prepared";
+  /** The JSON lines, each ending in "\n". */
+  text: string;
+  count: number;
+  chars: number[];
+  responseChars: number[];
+  segments: number[];
+  tokens: number[];
+  kept: number;
+  total: number;
+}
+
+export type RecordSource = Iterable<DatasetRecord | PreparedBatch> | AsyncIterable<DatasetRecord | PreparedBatch>;
+
+/** Validate (unless "none"), serialise and measure records: the writer's per-record work, pure. */
+export function prepareBatch(records: Iterable<DatasetRecord>, split: string, validate: "all" | "none" = "all"): PreparedBatch {
+  const batch: PreparedBatch = { kind: "prepared", text: "", count: 0, chars: [], responseChars: [], segments: [], tokens: [], kept: 0, total: 0 };
+  const lines: string[] = [];
+  for (const record of records) {
+    if (validate !== "none") {
+      const parsed = ValidRecordSchema.safeParse(record);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `- ${i.path.join(".")}: ${i.message}`).join("\n");
+        throw new Error(`internal: generated record ${record.id} (split ${split}) breaks the data contract:\n${issues}`);
+      }
+    }
+    lines.push(JSON.stringify(record));
+    let c = 0;
+    let rc = 0;
+    for (const s of record.segments) {
+      c += s.text.length;
+      if (s.role === "response") rc += s.text.length;
+    }
+    batch.chars.push(c);
+    batch.responseChars.push(rc);
+    batch.segments.push(record.segments.length);
+    const d = densityCounts(record);
+    batch.tokens.push(d.tokens);
+    batch.kept += d.kept;
+    batch.total += d.total;
+    batch.count++;
+  }
+  batch.text = lines.length ? lines.join("\n") + "\n" : "";
+  return batch;
+}
+
+const isPrepared = (item: DatasetRecord | PreparedBatch): item is PreparedBatch => (item as PreparedBatch).kind === "prepared";
 
 export interface WriteDatasetOptions {
   out: string;
@@ -89,33 +141,22 @@ export async function writeDataset(opts: WriteDatasetOptions): Promise<{ out: st
       const responseChars = new Summariser();
       const segments = new Summariser();
       const tokens = new Summariser();
-      for await (const record of source as AsyncIterable<DatasetRecord>) {
-        if (opts.validate !== "none") {
-          const parsed = ValidRecordSchema.safeParse(record);
-          if (!parsed.success) {
-            const issues = parsed.error.issues.map((i) => `- ${i.path.join(".")}: ${i.message}`).join("\n");
-            throw new Error(`internal: generated record ${record.id} (split ${split}) breaks the data contract:\n${issues}`);
-          }
+      for await (const item of source as AsyncIterable<DatasetRecord | PreparedBatch>) {
+        const batch = isPrepared(item) ? item : prepareBatch([item], split, opts.validate);
+        hash.update(batch.text);
+        bytes += Buffer.byteLength(batch.text);
+        if (!stream.write(batch.text)) await once(stream, "drain");
+        const before = count;
+        count += batch.count;
+        for (let i = 0; i < batch.count; i++) {
+          chars.add(batch.chars[i]);
+          responseChars.add(batch.responseChars[i]);
+          segments.add(batch.segments[i]);
+          tokens.add(batch.tokens[i]);
         }
-        const line = JSON.stringify(record) + "\n";
-        hash.update(line);
-        bytes += Buffer.byteLength(line);
-        if (!stream.write(line)) await once(stream, "drain");
-        count++;
-        let c = 0;
-        let rc = 0;
-        for (const s of record.segments) {
-          c += s.text.length;
-          if (s.role === "response") rc += s.text.length;
-        }
-        chars.add(c);
-        responseChars.add(rc);
-        segments.add(record.segments.length);
-        const d = densityCounts(record);
-        tokens.add(d.tokens);
-        kept += d.kept;
-        total += d.total;
-        if (opts.onProgress && count % every === 0) opts.onProgress({ split, written: count });
+        kept += batch.kept;
+        total += batch.total;
+        if (opts.onProgress && Math.floor(count / every) > Math.floor(before / every)) opts.onProgress({ split, written: count });
       }
       stream.end();
       await once(stream, "finish");
