@@ -8,6 +8,7 @@ export const buildKernelOptionsSchema = z.object({}).passthrough();
 export function buildKernelCommand(): Command {
   return new Command("build-kernel")
     .description("compile the sparse decode-attention CUDA kernel with nvcc (not built yet)")
+    .addHelpText("after", "\nExample (once it is built):\n  $ spanattn build-kernel --arch sm_90a\n")
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .action(() => {

@@ -8,6 +8,7 @@ export const evalRunOptionsSchema = z.object({}).passthrough();
 export function evalRunCommand(): Command {
   return new Command("eval")
     .description("accuracy and decode throughput, sparse vs dense (not built yet)")
+    .addHelpText("after", "\nExample (once it is built):\n  $ spanattn eval --run runs/arith-tiny --data datasets/arith-small --throughput\n")
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .action(() => {

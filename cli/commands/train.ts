@@ -8,6 +8,7 @@ export const trainOptionsSchema = z.object({}).passthrough();
 export function trainCommand(): Command {
   return new Command("train")
     .description("fine-tune a causal LM on span-annotated data (not built yet)")
+    .addHelpText("after", "\nExample (once it is built):\n  $ spanattn train --config configs/train/arith-tiny.yaml --data datasets/arith-small\n")
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .action(() => {

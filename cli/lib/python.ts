@@ -91,13 +91,11 @@ export async function runPython<R extends z.ZodType>(opts: RunPythonOptions<R>):
     if (buf.length) onLine(buf);
   };
 
+  // Events are handled as they arrive (live progress); the last line is kept: it must be
+  // the result object.
   const onStdout = (line: string) => {
     if (!line.trim()) return;
-    // The previous "last line" was not the last: it must have been an event.
-    if (lastLine !== undefined) dispatch(lastLine);
     lastLine = line;
-  };
-  const dispatch = (line: string) => {
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -134,7 +132,6 @@ export async function runPython<R extends z.ZodType>(opts: RunPythonOptions<R>):
       throw new ChildProcessError(`${cmd}: its result line is not valid JSON`, undefined, 1, [`line: ${lastLine.slice(0, 500)}`]);
     }
     if (EventSchema.safeParse(value).success) {
-      dispatch(lastLine);
       throw new ChildProcessError(`${cmd}: its last stdout line is an event, not a result object`, undefined, 1, [`line: ${lastLine.slice(0, 500)}`]);
     }
     const result = opts.result.safeParse(value);

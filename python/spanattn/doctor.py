@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import platform
 import sys
@@ -12,7 +13,8 @@ import sys
 
 def version_of(module: str) -> str | None:
     try:
-        return getattr(importlib.import_module(module), "__version__", "unknown")
+        importlib.import_module(module)
+        return importlib.metadata.version(module)
     except Exception:  # a broken install is reported as missing, not raised
         return None
 
