@@ -42,7 +42,7 @@ export const DoctorResultSchema = z.object({
   torch: z.object({ version: z.string().nullable(), cuda: z.string().nullable() }),
   transformers: z.string().nullable(),
   nvcc: z.object({ path: z.string(), version: z.string() }).nullable(),
-  gpus: z.array(z.object({ name: z.string(), computeCapability: z.string() }).passthrough()),
+  gpus: z.array(z.object({ name: z.string(), computeCapability: z.string(), memoryMiB: z.number().optional() })),
   kernel: z.object({ built: z.boolean(), library: z.string().nullable(), archs: z.array(z.string()).nullable() }),
   commands: z.record(z.string(), z.object({ ok: z.boolean(), why: z.string() })),
 });

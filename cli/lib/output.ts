@@ -78,7 +78,7 @@ class InkReporter implements Reporter {
   private tasks = new Map<string, ProgressTask>();
   private logs: string[] = [];
   private tick = 0;
-  private instance: { rerender: (n: unknown) => void; unmount: () => void } | undefined;
+  private instance: ReturnType<typeof render>;
   private timer: NodeJS.Timeout;
 
   constructor(stream: NodeJS.WriteStream) {
@@ -93,7 +93,7 @@ class InkReporter implements Reporter {
     return createElement(ProgressView, { tasks: [...this.tasks.values()], tick: this.tick, logs: this.logs.slice(-8) });
   }
   private redraw() {
-    this.instance?.rerender(this.view());
+    this.instance.rerender(this.view());
   }
   progress(label: string, current: number, total?: number, detail?: string) {
     this.tasks.set(label, { label, current, total, detail });
@@ -111,7 +111,7 @@ class InkReporter implements Reporter {
   close() {
     clearInterval(this.timer);
     this.redraw();
-    this.instance?.unmount();
+    this.instance.unmount();
   }
 }
 
