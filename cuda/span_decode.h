@@ -1,0 +1,76 @@
+/*
+ * span_decode.h: C ABI of the span decode-attention kernel (libspanattn.so).
+ *
+ * One new query token per sequence attends to the KV-cache positions listed in
+ * that sequence's intervals. Loaded from Python with ctypes
+ * (python/spanattn/kernel.py); build with `spanattn build-kernel`.
+ *
+ * Layouts (all contiguous, row-major):
+ *   q            (B, Hq, D)          bf16 or fp16
+ *   k_cache      (B, Hkv, Nmax, D)   same dtype as q
+ *   v_cache      (B, Hkv, Nmax, D)   same dtype as q
+ *   intervals    (B, I, 2)           int32 [start, end) token ranges
+ *   n_intervals  (B,)                int32 live entries per row of intervals
+ *   seq_lens     (B,)                int32 valid cache length per sequence
+ *   out          (B, Hq, D)          same dtype as q
+ *   workspace    fp32 scratch of spanattn_plan()'s size (may be NULL when 0)
+ *
+ * Interval contract: entries are sorted, non-overlapping, non-empty and lie in
+ * [0, seq_len). normalize_intervals() in kernel.py produces that form on the GPU.
+ * The kernel clips every interval to [0, min(seq_len, Nmax)) and clamps every
+ * index it reads, so any input is memory-safe; only the softmax result of
+ * overlapping input is unspecified (overlaps are counted twice). A sequence with
+ * no kept token gets an all-zero output row.
+ *
+ * The launch geometry depends only on (B, Hq, Hkv, Nmax, D, I, dtype, device),
+ * never on the data: calls can be captured in a CUDA graph. Nothing here
+ * synchronises with the host.
+ */
+#ifndef SPANATTN_SPAN_DECODE_H
+#define SPANATTN_SPAN_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPANATTN_ABI_VERSION 1
+#define SPANATTN_MAX_INTERVALS 8192
+
+enum spanattn_dtype { SPANATTN_BF16 = 0, SPANATTN_FP16 = 1 };
+
+enum spanattn_status {
+  SPANATTN_OK = 0,
+  SPANATTN_ERR_ARGUMENT = 1, /* bad shape, dtype, pointer or workspace size */
+  SPANATTN_ERR_CUDA = 2      /* a CUDA runtime call or a launch failed */
+};
+
+int spanattn_abi_version(void);
+
+/* Message of the last non-OK status returned on this host thread. */
+const char* spanattn_last_error(void);
+
+/* Launch plan for a shape: number of KV splits and fp32 workspace bytes. */
+int spanattn_plan(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
+                  int max_intervals, int dtype, int device, int* num_splits,
+                  size_t* workspace_bytes);
+
+/* Enqueue the op on `stream` (a cudaStream_t; NULL = legacy default stream). */
+int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache,
+                         const int32_t* intervals, const int32_t* n_intervals,
+                         const int32_t* seq_lens, void* out, void* workspace,
+                         size_t workspace_bytes, int batch, int heads_q, int heads_kv,
+                         int max_len, int head_dim, int max_intervals, float scale,
+                         int dtype, void* stream);
+
+/* Tuning knobs for benchmarks (0 = automatic): tokens each lane group loads per
+ * step (2, 4 or 8) and a forced number of KV splits. Process-wide. */
+int spanattn_set_tuning(int tokens_per_step, int num_splits);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPANATTN_SPAN_DECODE_H */

@@ -1,0 +1,312 @@
+"""Span decode attention: the CUDA op, its fp32 PyTorch reference, and interval normalisation.
+
+One new query token per sequence attends to the KV-cache positions listed in that
+sequence's intervals (DESIGN §4):
+
+    out = span_decode_attention(q, k_cache, v_cache, intervals, n_intervals, seq_lens, scale)
+    #  q (B, Hq, D) · k_cache, v_cache (B, Hkv, Nmax, D) · intervals (B, I, 2) int32 [start, end)
+    #  n_intervals (B,) int32 · seq_lens (B,) int32  ->  out (B, Hq, D), dtype of q
+
+CUDA tensors run cuda/build/libspanattn.so through ctypes (build it with
+`spanattn build-kernel`; SPANATTN_KERNEL_LIB overrides the path). CPU tensors run
+`span_decode_attention_reference`, which is also the oracle of every test. The op is
+registered as `torch.ops.spanattn.span_decode_attention` with a fake implementation, so
+torch.compile traces through it and CUDA graphs capture it (the library never syncs
+with the host and launches on the current stream).
+
+Intervals are normalised: sorted, disjoint, non-empty, inside [0, seq_len). Run
+`normalize_intervals` (device-side, no host sync) on anything else. A sequence with no
+kept token gets zeros. Tiny CPU example:
+
+    PYTHONPATH=python python -c "import torch; from spanattn.kernel import *; \
+        q, k = torch.randn(1, 4, 64), torch.randn(1, 2, 10, 64); \
+        iv, n = pack_intervals([[(0, 3), (7, 9)]]); \
+        print(span_decode_attention(q, k, k, iv, n, torch.tensor([10], dtype=torch.int32)).shape)"
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LIBRARY = REPO_ROOT / "cuda" / "build" / "libspanattn.so"
+LIBRARY_ENV = "SPANATTN_KERNEL_LIB"
+
+# Mirrors of cuda/span_decode.h (a test checks they agree).
+ABI_VERSION = 1
+MAX_INTERVALS = 8192
+HEAD_DIMS = (64, 128)
+KERNEL_DTYPES = {torch.bfloat16: 0, torch.float16: 1}
+REFERENCE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+class KernelArgumentError(ValueError):
+    """The inputs break the op's contract; the message says what was required and given."""
+
+
+class KernelLibraryError(RuntimeError):
+    """libspanattn.so is missing, stale, or a CUDA call inside it failed."""
+
+
+# ----------------------------------------------------------------------------- checks
+def _shape(t: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def check_inputs(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                 n_intervals: Tensor, seq_lens: Tensor, *, for_kernel: bool) -> None:
+    """Raise KernelArgumentError unless the inputs fit the op (the CUDA kernel if for_kernel)."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise KernelArgumentError(message)
+
+    need(q.dim() == 3, f"q must be (B, Hq, D) (got shape {_shape(q)})")
+    B, Hq, D = q.shape
+    need(k_cache.dim() == 4, f"k_cache must be (B, Hkv, Nmax, D) (got shape {_shape(k_cache)})")
+    Hkv, Nmax = k_cache.shape[1], k_cache.shape[2]
+    need(k_cache.shape[0] == B and k_cache.shape[3] == D,
+         f"k_cache must be (B={B}, Hkv, Nmax, D={D}) like q (got shape {_shape(k_cache)})")
+    need(v_cache.shape == k_cache.shape,
+         f"v_cache must have k_cache's shape {_shape(k_cache)} (got {_shape(v_cache)})")
+    need(Hkv >= 1 and Hq % Hkv == 0, f"Hq must be a multiple of Hkv (got Hq={Hq}, Hkv={Hkv})")
+    allowed = tuple(KERNEL_DTYPES) if for_kernel else REFERENCE_DTYPES
+    names = " or ".join(str(d).removeprefix("torch.") for d in allowed)
+    need(q.dtype in allowed, f"q dtype must be {names} (got {q.dtype})")
+    for name, t in (("k_cache", k_cache), ("v_cache", v_cache)):
+        need(t.dtype == q.dtype, f"{name} dtype must match q ({q.dtype}) (got {t.dtype})")
+    need(intervals.dim() == 3 and intervals.shape[0] == B and intervals.shape[2] == 2,
+         f"intervals must be (B={B}, I, 2) (got shape {_shape(intervals)})")
+    need(intervals.shape[1] <= MAX_INTERVALS,
+         f"intervals per sequence must be <= {MAX_INTERVALS} (got {intervals.shape[1]})")
+    for name, t in (("n_intervals", n_intervals), ("seq_lens", seq_lens)):
+        need(t.shape == (B,), f"{name} must be ({B},) (got shape {_shape(t)})")
+    for name, t in (("intervals", intervals), ("n_intervals", n_intervals), ("seq_lens", seq_lens)):
+        need(t.dtype == torch.int32, f"{name} dtype must be int32 (got {t.dtype})")
+    for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("intervals", intervals),
+                    ("n_intervals", n_intervals), ("seq_lens", seq_lens)):
+        need(t.device == q.device, f"{name} must be on {q.device} like q (got {t.device})")
+    if not for_kernel:
+        return
+    need(D in HEAD_DIMS, f"head_dim must be 64 or 128 (got {D})")
+    for name, t in (("q", q), ("k_cache", k_cache), ("v_cache", v_cache), ("intervals", intervals),
+                    ("n_intervals", n_intervals), ("seq_lens", seq_lens)):
+        need(t.is_contiguous(), f"{name} must be contiguous (got strides {tuple(t.stride())})")
+    if torch.compiler.is_compiling():  # fake tensors have no address; checked again at run time
+        return
+    for name, t in (("q", q), ("k_cache", k_cache), ("v_cache", v_cache)):
+        need(t.numel() == 0 or t.data_ptr() % 16 == 0,
+             f"{name} must be 16-byte aligned (got address % 16 = {t.data_ptr() % 16})")
+
+
+# ----------------------------------------------------------------------------- intervals
+def pack_intervals(rows: Sequence[Sequence[tuple[int, int]]], max_intervals: int | None = None,
+                   device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """[[(start, end), ...] per sequence] -> intervals (B, I, 2) int32, n_intervals (B,) int32."""
+    width = max_intervals if max_intervals is not None else max([len(r) for r in rows] + [1])
+    intervals = torch.zeros(len(rows), width, 2, dtype=torch.int32)
+    for b, row in enumerate(rows):
+        if len(row) > width:
+            raise KernelArgumentError(f"sequence {b} has {len(row)} intervals (max {width})")
+        if row:
+            intervals[b, : len(row)] = torch.tensor(row, dtype=torch.int32).view(-1, 2)
+    n = torch.tensor([len(r) for r in rows], dtype=torch.int32)
+    return intervals.to(device), n.to(device)
+
+
+def normalize_intervals(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor) -> tuple[Tensor, Tensor]:
+    """Clip to [0, seq_len), drop empty entries, sort, merge overlapping or touching ones.
+
+    Fully vectorised (no .item(), no host sync), so it runs inside a CUDA-graph-captured
+    decode step. Returns (intervals (B, I, 2) int32, n_intervals (B,) int32); entries past
+    n_intervals are zeroed.
+    """
+    B, I, _ = intervals.shape
+    dev = intervals.device
+    big = torch.iinfo(torch.int32).max
+    limit = seq_lens.clamp(min=0).to(torch.int32)[:, None]  # (B, 1)
+    start = intervals[..., 0].clamp(min=0)
+    end = torch.minimum(intervals[..., 1], limit)
+    live = (torch.arange(I, device=dev)[None, :] < n_intervals[:, None]) & (end > start)
+    start = torch.where(live, start, big)
+    end = torch.where(live, end, big)
+    start, order = torch.sort(start, dim=1, stable=True)
+    end = torch.gather(end, 1, order)
+    live = start != big
+    # A sorted entry opens a new merged interval when it starts after every earlier end.
+    reach = torch.cummax(end, dim=1).values
+    prev_reach = torch.cat([torch.full((B, 1), -1, dtype=reach.dtype, device=dev), reach[:, :-1]], 1)
+    opens = live & (start > prev_reach)
+    slot = torch.where(live, torch.cumsum(opens.to(torch.int32), 1) - 1, I).to(torch.int64)
+    merged_start = torch.full((B, I + 1), big, dtype=torch.int32, device=dev)
+    merged_start = merged_start.scatter_reduce(1, slot, start, reduce="amin")
+    merged_end = torch.zeros((B, I + 1), dtype=torch.int32, device=dev)
+    merged_end = merged_end.scatter_reduce(1, slot, end, reduce="amax")
+    count = opens.sum(1, dtype=torch.int32)
+    used = torch.arange(I, device=dev)[None, :] < count[:, None]
+    out = torch.stack([merged_start[:, :I], merged_end[:, :I]], -1)
+    return torch.where(used[..., None], out, 0).to(torch.int32), count
+
+
+def intervals_to_mask(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, max_len: int) -> Tensor:
+    """(B, max_len) bool: True where a position lies in one of the sequence's intervals.
+
+    Union semantics (overlaps are harmless here), clipped to [0, seq_len).
+    """
+    B, I, _ = intervals.shape
+    dev = intervals.device
+    limit = seq_lens.clamp(0, max_len).to(torch.int64)[:, None]
+    start = intervals[..., 0].to(torch.int64).clamp(min=0)
+    start = torch.minimum(start, limit)
+    end = torch.minimum(intervals[..., 1].to(torch.int64), limit).clamp(min=0)
+    live = (torch.arange(I, device=dev)[None, :] < n_intervals[:, None]) & (end > start)
+    delta = torch.zeros(B, max_len + 1, dtype=torch.int32, device=dev)
+    delta.scatter_add_(1, start, live.to(torch.int32))
+    delta.scatter_add_(1, end, -live.to(torch.int32))
+    return delta.cumsum(1)[:, :max_len] > 0
+
+
+# ----------------------------------------------------------------------------- reference
+def span_decode_attention_reference(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                                    n_intervals: Tensor, seq_lens: Tensor,
+                                    scale: float | None = None) -> Tensor:
+    """Dense fp32 attention with the interval mask: the oracle. Returns fp32 (B, Hq, D)."""
+    B, Hq, D = q.shape
+    Hkv, Nmax = k_cache.shape[1], k_cache.shape[2]
+    scale = D ** -0.5 if scale is None else scale
+    mask = intervals_to_mask(intervals, n_intervals, seq_lens, Nmax)  # (B, N)
+    qf = q.float().view(B, Hkv, Hq // Hkv, D)  # (B, Hkv, G, D)
+    scores = torch.einsum("bhgd,bhnd->bhgn", qf, k_cache.float()) * scale
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    any_kept = mask.any(1)[:, None, None, None]
+    probs = torch.softmax(torch.where(any_kept, scores, 0.0), dim=-1)
+    out = torch.einsum("bhgn,bhnd->bhgd", probs, v_cache.float())
+    return torch.where(any_kept, out, 0.0).reshape(B, Hq, D)
+
+
+# ----------------------------------------------------------------------------- library
+_lib_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_plans: dict[tuple, tuple[int, int]] = {}
+
+
+def library_path() -> Path:
+    return Path(os.environ.get(LIBRARY_ENV) or DEFAULT_LIBRARY)
+
+
+def load_library() -> ctypes.CDLL:
+    """Load libspanattn.so once; raise KernelLibraryError with the fix if it is missing."""
+    global _lib
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        path = library_path()
+        if not path.is_file():
+            raise KernelLibraryError(
+                f"span decode kernel library not found at {path}; build it with "
+                f"`spanattn build-kernel` (or point {LIBRARY_ENV} at a built libspanattn.so)")
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as err:
+            raise KernelLibraryError(f"cannot load {path}: {err}; rebuild it with "
+                                     "`spanattn build-kernel --force`") from err
+        i, p, f, sz = ctypes.c_int, ctypes.c_void_p, ctypes.c_float, ctypes.c_size_t
+        lib.spanattn_abi_version.restype = i
+        lib.spanattn_last_error.restype = ctypes.c_char_p
+        lib.spanattn_plan.argtypes = [i] * 8 + [ctypes.POINTER(i), ctypes.POINTER(sz)]
+        lib.spanattn_plan.restype = i
+        lib.spanattn_span_decode.argtypes = [p] * 8 + [sz] + [i] * 6 + [f, i, p]
+        lib.spanattn_span_decode.restype = i
+        lib.spanattn_set_tuning.argtypes = [i, i]
+        lib.spanattn_set_tuning.restype = i
+        if lib.spanattn_abi_version() != ABI_VERSION:
+            raise KernelLibraryError(
+                f"{path} has ABI version {lib.spanattn_abi_version()}, this code needs "
+                f"{ABI_VERSION}; rebuild it with `spanattn build-kernel --force`")
+        _lib = lib
+        return lib
+
+
+def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
+    if status != 0:
+        message = lib.spanattn_last_error().decode(errors="replace")
+        cls = KernelArgumentError if status == 1 else KernelLibraryError
+        raise cls(f"{what}: {message}")
+
+
+def plan(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int]:
+    """(num_splits, workspace_bytes) of the launch for these shapes (cached, host-only)."""
+    B, Hq, D = q.shape
+    Hkv, Nmax = k_cache.shape[1], k_cache.shape[2]
+    key = (B, Hq, Hkv, Nmax, D, intervals.shape[1], KERNEL_DTYPES[q.dtype], q.device.index)
+    cached = _plans.get(key)
+    if cached is not None:
+        return cached
+    lib = load_library()
+    splits, ws = ctypes.c_int(0), ctypes.c_size_t(0)
+    with torch.cuda.device(q.device):
+        _check_status(lib, lib.spanattn_plan(*key, ctypes.byref(splits), ctypes.byref(ws)), "plan")
+    _plans[key] = (splits.value, ws.value)
+    return _plans[key]
+
+
+def set_tuning(tokens_per_step: int = 0, num_splits: int = 0) -> None:
+    """Benchmark knob: force the kernel variant / split count (0 = automatic)."""
+    lib = load_library()
+    _check_status(lib, lib.spanattn_set_tuning(tokens_per_step, num_splits), "set_tuning")
+    _plans.clear()
+
+
+def launch_into(out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                n_intervals: Tensor, seq_lens: Tensor, scale: float,
+                workspace: Tensor | None = None) -> Tensor:
+    """Run the CUDA kernel into a caller-owned `out` (tests poison it first). No checks here."""
+    lib = load_library()
+    B, Hq, D = q.shape
+    Hkv, Nmax, I = k_cache.shape[1], k_cache.shape[2], intervals.shape[1]
+    _, ws_bytes = plan(q, k_cache, intervals)
+    if workspace is None:
+        workspace = torch.empty(max(ws_bytes // 4, 1), dtype=torch.float32, device=q.device)
+    with torch.cuda.device(q.device):
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        status = lib.spanattn_span_decode(
+            q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), intervals.data_ptr(),
+            n_intervals.data_ptr(), seq_lens.data_ptr(), out.data_ptr(), workspace.data_ptr(),
+            workspace.numel() * 4, B, Hq, Hkv, Nmax, D, I, float(scale), KERNEL_DTYPES[q.dtype],
+            stream)
+    _check_status(lib, status, "span_decode_attention")
+    return out
+
+
+# ----------------------------------------------------------------------------- the op
+@torch.library.custom_op("spanattn::span_decode_attention", mutates_args=())
+def _span_decode_op(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                    n_intervals: Tensor, seq_lens: Tensor, scale: float) -> Tensor:
+    if q.device.type == "cuda":
+        return launch_into(torch.empty_like(q), q, k_cache, v_cache, intervals, n_intervals,
+                           seq_lens, scale)
+    return span_decode_attention_reference(q, k_cache, v_cache, intervals, n_intervals, seq_lens,
+                                           scale).to(q.dtype)
+
+
+@_span_decode_op.register_fake
+def _(q, k_cache, v_cache, intervals, n_intervals, seq_lens, scale):
+    return torch.empty_like(q)
+
+
+def span_decode_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                          n_intervals: Tensor, seq_lens: Tensor, scale: float | None = None) -> Tensor:
+    """Checked entry point of the op; see the module docstring for shapes."""
+    check_inputs(q, k_cache, v_cache, intervals, n_intervals, seq_lens, for_kernel=q.is_cuda)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if not (scale > 0 and math.isfinite(scale)):
+        raise KernelArgumentError(f"scale must be a positive finite number (got {scale})")
+    return torch.ops.spanattn.span_decode_attention(q, k_cache, v_cache, intervals, n_intervals,
+                                                    seq_lens, scale)
