@@ -7,7 +7,7 @@
  *   - titles and honorifics before a name ("Mr. Smith", "Dr. No", "The Rev. Jesse Jackson");
  *   - single initials ("J. K. Rowling") and acronyms before a proper noun ("the U.S. President");
  *   - month and number abbreviations before a digit ("Sept. 15", "No. 10");
- *   - a lowercase continuation after a quoted question ('"Why?" he said.');
+ *   - the attribution after a quoted question ('"Why?" he said.', '"Who?" Rothman recalls.');
  *   - fragments with no letters or digits (a stray "." or "|"), which join the sentence before.
  * Paragraph breaks (newlines) always end a sentence. Datelines ("LONDON, England (CNN) --") stay
  * attached to the first sentence because nothing here ever splits before a lowercase/digit token
@@ -36,6 +36,9 @@ const SENTENCE_STARTERS = new Set(
     "police"
   ).split(" "),
 );
+
+const SPEECH_VERB =
+  /\b(?:said|says|asked|asks|recalls|recalled|added|adds|told|tells|wrote|writes|replied|replies|explained|explains|shouted|insisted|continued|admitted|wondered)\b/;
 
 const segmenters = new Map<string, Intl.Segmenter>();
 function icuSegmenter(lang: string): Intl.Segmenter {
@@ -78,8 +81,12 @@ export function continuesAfter(previous: string, next: string): boolean {
   const startsLower = /^\p{Ll}/u.test(head);
   const startsDigit = /^\p{N}/u.test(head);
 
-  // A quoted question or exclamation followed by the speech verb: '"Why?" he said.'
-  if (startsLower && /[?!]["'’”)\]]*$/.test(previous)) return true;
+  // A quoted question or exclamation followed by its attribution: '"Why?" he said.',
+  // '"Who is Ellen Fetter?" Rothman recalls thinking.'
+  if (/[?!]["'’”)\]]*$/.test(previous)) {
+    if (startsLower) return true;
+    if (/["'’”]$/.test(previous) && SPEECH_VERB.test(next.split(/\s+/).slice(0, 4).join(" "))) return true;
+  }
 
   if (!word.endsWith(".")) return false;
   const bare = word.replace(/^[\p{Ps}\p{Pi}"'‘“]+/u, "").slice(0, -1).toLowerCase();
