@@ -30,6 +30,9 @@ function check(name, r) {
 }
 
 check("build", step("build", process.execPath, [join(root, "scripts/build.mjs"), "--check"]));
+// The Python environment first: CLI end-to-end tests in vitest need it too.
+const python = process.env.SPANATTN_PYTHON || join(root, ".venv/bin/python");
+if (!process.env.SPANATTN_PYTHON) check("setup", step("setup", process.execPath, [...cli, "setup"]));
 
 if (only !== "py") {
   check("typecheck", step("typecheck", process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "--noEmit", "-p", root]));
@@ -45,8 +48,6 @@ if (only !== "py") {
 }
 
 if (only !== "ts") {
-  const python = process.env.SPANATTN_PYTHON || join(root, ".venv/bin/python");
-  if (!process.env.SPANATTN_PYTHON) check("setup", step("setup", process.execPath, [...cli, "setup"]));
   // GPU tests run on the device machine (see benchmarks/README.md); CI has no GPU.
   const marks = process.env.SPANATTN_GPU_TESTS ? [] : ["-m", "not gpu"];
   const r = step("pytest", python, ["-m", "pytest", "-p", "no:cacheprovider", ...marks], { capture: true });

@@ -1,0 +1,82 @@
+"""The device state machine (span_state.py) agrees with spans.py on every position."""
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from spanattn import spans
+from spanattn.span_state import SpanState
+
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures/spans/vectors.json").read_text())
+
+
+def run_batch(token_lists):
+    """Feed each sequence token by token (right-padded batch); return per-sequence lists of
+    (merged intervals, sparse) per position, and the final state."""
+    B = len(token_lists)
+    T = max(len(t) for t in token_lists)
+    state = SpanState(B)
+    kinds = torch.zeros(B, T, dtype=torch.int64)
+    values = torch.zeros(B, T, dtype=torch.int64)
+    for b, toks in enumerate(token_lists):
+        k, v = spans.token_kinds(toks)
+        kinds[b, :len(k)] = torch.tensor(k)
+        values[b, :len(v)] = torch.tensor(v)
+    lengths = torch.tensor([len(t) for t in token_lists])
+    out = [[] for _ in range(B)]
+    for t in range(T):
+        active = t < lengths
+        iv, n, sp = state.step(kinds[:, t], values[:, t], torch.full((B,), t), active)
+        for b in range(B):
+            if active[b]:
+                pairs = [tuple(x) for x in iv[b, : n[b]].tolist()]
+                # the op takes touching intervals; spans.py merges them: compare coverage
+                out[b].append((spans.merge_intervals(pairs), bool(sp[b]), pairs))
+    state.finish()
+    return out, state
+
+
+def check_against_parse(token_lists):
+    out, state = run_batch(token_lists)
+    for b, toks in enumerate(token_lists):
+        p = spans.parse_tokens(toks)
+        for t in range(len(toks)):
+            merged, sparse, raw = out[b][t]
+            assert sparse == p.sparse[t], (b, t, toks)
+            assert merged == p.intervals(t), (b, t, toks)
+            # raw intervals must be sorted and non-overlapping (the kernel's contract)
+            assert all(raw[i][1] <= raw[i + 1][0] for i in range(len(raw) - 1)), raw
+            assert all(s < e for s, e in raw), raw
+        assert int(state.malformed[b]) == p.malformed, toks
+        assert int(state.attempts[b]) == p.directive_attempts, toks
+        assert int(state.cur[b]) == len(p.segment_starts) - 1
+
+
+def test_shared_vectors_in_one_ragged_batch():
+    check_against_parse([v["tokens"] for v in VECTORS["token_vectors"]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_token_soup(seed):
+    rng = random.Random(seed)
+    alphabet = ["<seg>"] * 4 + ["<attend>"] * 3 + ["</attend>"] * 3 + ["<ref-1>", "<ref-2>", "<ref-8>", "<ref0>",
+                "<ref1>", "<ref2>", "<ref5>", "<eos>", "<bos>"] + ["a"] * 8
+    batch = [["<bos>"] + [rng.choice(alphabet) for _ in range(rng.randint(1, 120))] for _ in range(24)]
+    check_against_parse(batch)
+
+
+def test_intervals_shape_is_fixed_for_graph_capture():
+    s = SpanState(3)
+    iv, n, _ = s.step(torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64))
+    assert iv.shape == (3, spans.default_grammar().max_intervals, 2) and iv.dtype == torch.int32
+    assert n.tolist() == [1, 1, 1]
+    assert iv.data_ptr() == s.intervals.data_ptr()  # written in place
+
+
+def test_reset_rows():
+    toks = VECTORS["token_vectors"][0]["tokens"]
+    out, state = run_batch([toks, toks])
+    state.reset(torch.tensor([True, False]))
+    assert int(state.cur[0]) == 0 and int(state.cur[1]) > 0
