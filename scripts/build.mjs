@@ -30,6 +30,8 @@ const common = {
 
 mkdirSync(join(root, "dist"), { recursive: true });
 await build({ ...common, entryPoints: [join(root, "cli/index.ts")], outfile: join(root, "dist/spanattn.mjs") });
+// The arith generator's worker threads load this file, found beside the bundle (datasets/arith/parallel.ts).
+await build({ ...common, entryPoints: [join(root, "datasets/arith/worker.ts")], outfile: join(root, "dist/arith-worker.mjs") });
 
 const tmp = join(root, "dist/.schema-export.mjs");
 await build({ ...common, entryPoints: [join(root, "scripts/export-schema.ts")], outfile: tmp });
