@@ -38,13 +38,13 @@ describe("buildNewsRecord", () => {
     const paragraphs = Array.from({ length: 30 }, (_, i) => `Sentence number ${i + 1} is here.`);
     const { record } = buildNewsRecord(doc(paragraphs, { sentences: ["Sentence number 29 is here."] }), config({ truncate: { maxSentences: 10 } }));
     expect(record.segments.filter((s) => s.role === "prompt")).toHaveLength(10);
-    expect(record.meta.truncation).toEqual({ articleSentences: 30, keptSentences: 10, articleChars: 30 * 27 - 9, keptChars: 10 * 27 - 9, summarySentences: 1, keptSummarySentences: 1, cutBy: "maxSentences" });
+    expect(record.meta!.truncation).toEqual({ articleSentences: 30, keptSentences: 10, articleChars: 30 * 27 - 9, keptChars: 10 * 27 - 9, summarySentences: 1, keptSummarySentences: 1, cutBy: "maxSentences" });
   });
 
   it("truncates to the character budget, keeping at least one sentence", () => {
     const { record } = buildNewsRecord(doc(["A".repeat(50) + ".", "B b b.", "C c c."], null), config({ truncate: { maxChars: 20 } }));
     expect(record.segments).toHaveLength(2);
-    expect(record.meta.truncation).toMatchObject({ keptSentences: 1, cutBy: "maxChars" });
+    expect(record.meta!.truncation).toMatchObject({ keptSentences: 1, cutBy: "maxChars" });
   });
 
   it("keeps header + prompt + responses within the grammar's segment cap", () => {
@@ -52,7 +52,7 @@ describe("buildNewsRecord", () => {
     const summary = { sentences: Array.from({ length: 8 }, (_, i) => `Line ${i * 30 + 1} ends.`) };
     const { record } = buildNewsRecord(doc(paragraphs, summary), config({ truncate: { maxSentences: 126, maxChars: 1e6 } }));
     expect(record.segments).toHaveLength(grammar.max_segments);
-    expect(record.meta.truncation).toMatchObject({ keptSentences: grammar.max_segments - 1 - 8, cutBy: "segmentCap" });
+    expect(record.meta!.truncation).toMatchObject({ keptSentences: grammar.max_segments - 1 - 8, cutBy: "segmentCap" });
     expect(ValidRecordSchema.safeParse(record).success).toBe(true);
   });
 
@@ -61,7 +61,7 @@ describe("buildNewsRecord", () => {
     const { record } = buildNewsRecord(doc(["One ends. Two ends. Three ends."], summary), config({ truncate: { maxSummarySentences: 2 } }));
     expect(record.segments.filter((s) => s.role === "response")).toHaveLength(2);
     expect(record.reference).toBe("One ends.\nTwo ends.\nThree ends.");
-    expect(record.meta.truncation).toMatchObject({ summarySentences: 3, keptSummarySentences: 2, cutBy: "maxSummarySentences" });
+    expect(record.meta!.truncation).toMatchObject({ summarySentences: 3, keptSummarySentences: 2, cutBy: "maxSummarySentences" });
   });
 
   it("makes a prompt-only record when there is no summary", () => {
@@ -82,7 +82,7 @@ describe("buildNewsRecord", () => {
       config(),
     );
     expect(record.segments[1].text).toBe("[1] Researchers found things.");
-    expect(record.meta.cleaned).toEqual(["share-bar"]);
+    expect(record.meta!.cleaned).toEqual(["share-bar"]);
   });
 
   it("refuses an article or a summary with no sentences", () => {
