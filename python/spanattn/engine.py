@@ -1,0 +1,324 @@
+"""The decode engine (DESIGN §5): batched generation with a static KV cache, dense prefill,
+and a decode step (model forward + span state machine + argmax) that runs inside a CUDA
+graph on the GPU (eagerly on the CPU). Dense and sparse runs use the same engine, the same
+attention op and the same graph; they differ only in the intervals given to attention.
+
+    # tiny CPU example (random weights, reference attention op)
+    PYTHONPATH=python python -c "
+    import torch; from transformers import LlamaConfig, LlamaForCausalLM
+    from spanattn.engine import Engine
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)).eval()
+    e = Engine(m, batch_size=2, max_len=64, special_ids={}, eos_id=1)
+    print(e.generate([[5, 6, 7], [8, 9]], max_new_tokens=8, mode='sparse').tokens)"
+
+Supported architectures: the Llama family as transformers implements it
+(`LlamaForCausalLM`; model_type "llama"). Others are refused with a clear message.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .kernel import span_decode_attention
+from .span_state import SpanState, vocab_kind_tables
+from .spans import Grammar, default_grammar
+
+SUPPORTED_MODEL_TYPES = ("llama",)
+
+
+class UnsupportedModelError(ValueError):
+    pass
+
+
+@dataclass
+class Generation:
+    """Result of one `generate` call. tokens[i]: the new tokens of prompt i (up to and
+    including <eos>); step_ms: wall time of each decode step of the batch."""
+
+    tokens: list[list[int]]
+    step_ms: list[float]
+    decode_seconds: float
+    prefill_seconds: float
+    generated_tokens: int
+    attended_keys: int
+    possible_keys: int
+    directive_attempts: int
+    malformed: int
+    logits: list[torch.Tensor] | None = None  # per step (B, V) when keep_logits
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def attended_fraction(self) -> float:
+        return self.attended_keys / self.possible_keys if self.possible_keys else 1.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+def check_supported(model) -> None:
+    mt = getattr(model.config, "model_type", None)
+    if mt not in SUPPORTED_MODEL_TYPES:
+        raise UnsupportedModelError(
+            f"the decode engine supports model types {', '.join(SUPPORTED_MODEL_TYPES)} (got {mt!r}); "
+            "other architectures need their own decode forward in engine.py")
+
+
+class Engine:
+    """Static-cache batched decoder for a Llama-family `*ForCausalLM`.
+
+    special_ids maps span special-token strings to ids (a tokenizer's vocabulary works);
+    a model whose vocabulary has none of them simply never goes sparse.
+    """
+
+    def __init__(self, model, batch_size: int, max_len: int, special_ids: dict[str, int], eos_id: int | None,
+                 grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None):
+        check_supported(model)
+        self.model = model
+        self.cfg = model.config
+        self.device = next(model.parameters()).device
+        self.dtype = dtype or next(model.parameters()).dtype
+        self.B = batch_size
+        self.N = max_len
+        self.grammar = grammar or default_grammar()
+        self.eos_id = -1 if eos_id is None else eos_id
+        cfg = self.cfg
+        self.Hq = cfg.num_attention_heads
+        self.Hkv = getattr(cfg, "num_key_value_heads", None) or self.Hq
+        self.D = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.Hq
+        self.scale = self.D ** -0.5
+        self.kinds, self.values = vocab_kind_tables(special_ids, cfg.vocab_size, self.grammar, self.device)
+        shape = (self.B, self.Hkv, self.N, self.D)  # (B, Hkv, Nmax, D) per layer
+        self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
+        self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
+        self.state = SpanState(self.B, self.grammar, self.device)
+        # static decode inputs/outputs (graph-captured)
+        i64 = dict(dtype=torch.int64, device=self.device)
+        self.tok = torch.zeros(self.B, **i64)
+        self.pos = torch.zeros(self.B, **i64)
+        self.done = torch.ones(self.B, dtype=torch.bool, device=self.device)
+        self.limit = torch.zeros(self.B, **i64)  # stop when pos reaches it
+        self.forced = torch.full((self.B, 1), -1, **i64)  # teacher-forced tokens (replay), -1 = free
+        self.forced_len = torch.zeros(self.B, **i64)
+        self.step_idx = torch.zeros(self.B, **i64)
+        self.dense = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.next_tok = torch.zeros(self.B, **i64)
+        self.attended = torch.zeros(self.B, **i64)  # keys the attention op was given, summed
+        self.logits = torch.zeros(self.B, cfg.vocab_size, dtype=torch.float32, device=self.device)
+        self._arange_b = torch.arange(self.B, device=self.device)
+        self.use_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
+        self._graph: torch.cuda.CUDAGraph | None = None
+
+    # ------------------------------------------------------------------ the decode step
+    def _forward_decode(self, tok: torch.Tensor, pos: torch.Tensor, intervals, n_intervals) -> torch.Tensor:
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        m = self.model.model
+        B = self.B
+        h = m.embed_tokens(tok[:, None])  # (B, 1, hidden)
+        cos, sin = m.rotary_emb(h, pos[:, None])
+        seq_lens = (pos + 1).to(torch.int32)
+        for i, layer in enumerate(m.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = attn.q_proj(x).view(B, 1, self.Hq, self.D).transpose(1, 2)  # (B, Hq, 1, D)
+            k = attn.k_proj(x).view(B, 1, self.Hkv, self.D).transpose(1, 2)  # (B, Hkv, 1, D)
+            v = attn.v_proj(x).view(B, 1, self.Hkv, self.D).transpose(1, 2)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            self.k_cache[i][self._arange_b, :, pos] = k[:, :, 0].to(self.dtype)
+            self.v_cache[i][self._arange_b, :, pos] = v[:, :, 0].to(self.dtype)
+            o = span_decode_attention(q[:, :, 0].contiguous().to(self.dtype), self.k_cache[i], self.v_cache[i],
+                                      intervals, n_intervals, seq_lens, self.scale)  # (B, Hq, D)
+            h = h + attn.o_proj(o.to(x.dtype).reshape(B, 1, self.Hq * self.D))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        h = m.norm(h)
+        return self.model.lm_head(h[:, 0]).float()  # (B, V)
+
+    def _step(self) -> None:
+        """One decode step for the whole batch, all on the device, shapes fixed."""
+        active = ~self.done
+        kind = self.kinds[self.tok]
+        value = self.values[self.tok]
+        intervals, n, _ = self.state.step(kind, value, self.pos, active)
+        dense_iv = torch.zeros_like(intervals)
+        dense_iv[:, 0, 1] = (self.pos + 1).to(torch.int32)
+        intervals = torch.where(self.dense, dense_iv, intervals)
+        n = torch.where(self.dense, torch.ones_like(n), n)
+        kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)
+        self.attended.add_(torch.where(active, kept, torch.zeros_like(kept)))
+        logits = self._forward_decode(self.tok, self.pos, intervals, n)
+        self.logits.copy_(logits)
+        free = logits.argmax(dim=-1)
+        forced_now = self.forced.gather(1, self.step_idx.clamp(max=self.forced.shape[1] - 1)[:, None])[:, 0]
+        use_forced = self.step_idx < self.forced_len
+        nxt = torch.where(use_forced, forced_now, free)
+        nxt = torch.where(active, nxt, self.tok)
+        self.next_tok.copy_(nxt)
+        new_pos = torch.where(active, self.pos + 1, self.pos)
+        finished = active & ((nxt == self.eos_id) & ~use_forced | (new_pos >= self.limit)
+                             | (use_forced & (self.step_idx + 1 >= self.forced_len) & (self.forced_len > 0)))
+        self.done.copy_(self.done | finished)
+        self.pos.copy_(new_pos)
+        self.tok.copy_(nxt)
+        self.step_idx.add_(active.long())
+
+    def _ensure_graph(self) -> None:
+        if not self.use_graph or self._graph is not None:
+            return
+        snapshot = self._snapshot()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):  # warm up (lazy init, kernel plans) outside the graph
+                self._step()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            self._step()
+        self._graph = g
+        self._restore(snapshot)
+
+    def _snapshot(self):
+        st = self.state
+        tensors = [self.tok, self.pos, self.done, self.step_idx, self.next_tok, self.attended, st.seg_starts, st.cur, st.mode, st.nref,
+                   st.nvalid, st.refs, st.attempts, st.malformed, st.sparse_tokens, st.attended, st.possible]
+        return [(t, t.clone()) for t in tensors]
+
+    @staticmethod
+    def _restore(snapshot) -> None:
+        for t, saved in snapshot:
+            t.copy_(saved)
+
+    # ------------------------------------------------------------------ prefill
+    @torch.no_grad()
+    def _prefill(self, prompts: list[list[int]]) -> None:
+        B = self.B
+        lengths = [len(p) for p in prompts]
+        T = max(lengths)
+        ids = torch.zeros(B, T, dtype=torch.int64)
+        mask = torch.zeros(B, T, dtype=torch.int64)
+        for b, p in enumerate(prompts):
+            ids[b, : len(p)] = torch.tensor(p)
+            mask[b, : len(p)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
+        cache = out.past_key_values
+        for i in range(len(self.k_cache)):
+            self.k_cache[i][:, :, :T].copy_(cache.layers[i].keys.to(self.dtype))
+            self.v_cache[i][:, :, :T].copy_(cache.layers[i].values.to(self.dtype))
+        # the span state over the prompt (prompt tokens are global; this records segments)
+        cpu = SpanState(B, self.grammar)
+        kinds, values = self.kinds.cpu()[ids.cpu()], self.values.cpu()[ids.cpu()]
+        lens = torch.tensor(lengths)
+        for t in range(T - 1):  # the last prompt token is the first decode input
+            cpu.step(kinds[:, t], values[:, t], torch.full((B,), t), t < lens - 1)
+        for name in ("seg_starts", "cur", "mode", "nref", "nvalid", "refs", "attempts", "malformed"):
+            getattr(self.state, name).copy_(getattr(cpu, name))
+        for name in ("sparse_tokens", "attended", "possible"):
+            getattr(self.state, name).zero_()
+        last = torch.tensor([l - 1 for l in lengths], device=self.device)
+        self.tok.copy_(ids[self._arange_b, last])
+        self.pos.copy_(last)
+
+    # ------------------------------------------------------------------ generate
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, mode: str = "sparse",
+                 forced: list[list[int]] | None = None, keep_logits: bool = False) -> Generation:
+        """Greedy generation for up to batch_size prompts. mode: "sparse" (the model's own
+        directives) or "dense" (everything). `forced` teacher-forces each sequence's tokens
+        (replay): the step that reads forced[i][j] is measured like any other."""
+        if mode not in ("sparse", "dense"):
+            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+        n = len(prompts)
+        if not 1 <= n <= self.B:
+            raise ValueError(f"between 1 and batch_size={self.B} prompts per call (got {n})")
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        longest = max(len(p) for p in prompts) + max_new_tokens
+        if longest > self.N:
+            raise ValueError(f"prompt + max_new_tokens = {longest} exceeds the engine's max_len={self.N}")
+        pad = self.B - n
+        prompts = list(prompts) + [prompts[0]] * pad  # padding rows run but are never counted
+        sync = self.device.type == "cuda"
+
+        t0 = time.perf_counter()
+        self._prefill(prompts)
+        if sync:
+            torch.cuda.synchronize()
+        prefill_s = time.perf_counter() - t0
+
+        self.dense.fill_(mode == "dense")
+        self.step_idx.zero_()
+        self.attended.zero_()
+        self.done.zero_()
+        self.done[n:] = True
+        self.limit.copy_(torch.tensor([len(p) - 1 + max_new_tokens for p in prompts], device=self.device))
+        width = max([len(f) for f in forced] + [1]) if forced else 1
+        if self.forced.shape[1] < width:
+            self.forced = torch.full((self.B, width), -1, dtype=torch.int64, device=self.device)
+            self._graph = None
+        self.forced.fill_(-1)
+        self.forced_len.zero_()
+        if forced:
+            for b, f in enumerate(forced):
+                if f:
+                    self.forced[b, : len(f)] = torch.tensor(f, device=self.device)
+                    self.forced_len[b] = len(f)
+        self._ensure_graph()
+
+        out = torch.full((self.B, max_new_tokens), -1, dtype=torch.int64, device=self.device)
+        step_ms: list[float] = []
+        logits: list[torch.Tensor] = []
+        # per-step latency from CUDA events (no host sync per step); wall clock on the CPU
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(max_new_tokens + 1)] if sync else []
+        if sync:
+            events[0].record()
+        t_dec = time.perf_counter()
+        steps = 0
+        for step in range(max_new_tokens):
+            ts = time.perf_counter()
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self._step()
+            out[:, step] = torch.where(self.step_idx > step, self.next_tok, torch.full_like(self.next_tok, -1))
+            if keep_logits:
+                logits.append(self.logits.clone())
+            steps += 1
+            if sync:
+                events[step + 1].record()
+            else:
+                step_ms.append((time.perf_counter() - ts) * 1000)
+            # one host read every 16 steps to stop early, not one per token
+            if step % 16 == 15 and bool(self.done.all()):
+                break
+        if sync:
+            torch.cuda.synchronize()
+            step_ms = [events[i].elapsed_time(events[i + 1]) for i in range(steps)]
+        decode_s = time.perf_counter() - t_dec
+        self.state.finish(~self.done)
+
+        rows = out[:n].cpu().tolist()
+        tokens = [[t for t in r if t >= 0] for r in rows]
+        st = self.state
+        return Generation(
+            tokens=tokens, step_ms=step_ms, decode_seconds=decode_s, prefill_seconds=prefill_s,
+            generated_tokens=sum(len(t) for t in tokens),
+            attended_keys=int(self.attended[:n].sum()), possible_keys=int(st.possible[:n].sum()),
+            directive_attempts=int(st.attempts[:n].sum()), malformed=int(st.malformed[:n].sum()),
+            logits=logits if keep_logits else None,
+            meta={"mode": mode, "batch": n, "graph": self._graph is not None},
+        )
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)

@@ -1,0 +1,113 @@
+"""The decode engine on the CPU (reference attention op): its sparse logits equal a full
+forward pass under the spans.py mask, its dense logits equal plain causal attention, and
+greedy dense generation equals transformers' own generate."""
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from spanattn import spans
+from spanattn.engine import Engine, UnsupportedModelError
+
+G = spans.default_grammar()
+SPECIAL = {tok: i for i, tok in enumerate(G.special_tokens)}  # ids 0..N-1 are special
+TEXT0 = len(SPECIAL)
+VOCAB = TEXT0 + 40
+
+
+def tiny_llama(seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def ids(tokens):
+    """Symbolic tokens -> ids; text tokens are 'tN'."""
+    return [SPECIAL[t] if t in SPECIAL else TEXT0 + int(t[1:]) for t in tokens]
+
+
+def toks(text_ids):
+    return [f"t{i}" for i in text_ids]
+
+
+S, O, C, B = "<seg>", "<attend>", "</attend>", "<bos>"
+PROMPT_A = [B, *toks([1, 2]), S, *toks([3, 4, 5]), S, *toks([6, 7, 8, 9])]
+FORCED_A = [S, O, "<ref1>", C, *toks([10, 11, 12]), S, O, "<ref-1>", C, *toks([13, 14]), S, *toks([15]), "<eos>"]
+PROMPT_B = [B, *toks([2]), S, *toks([3, 3])]
+FORCED_B = [S, O, "<ref-1>", C, *toks([4, 5, 6, 7]), S, O, "<ref9>", C, *toks([8]), "<eos>"]  # <ref9>: malformed
+
+
+def full_masked_logits(model, tokens, sparse=True):
+    p = spans.parse_tokens(tokens)
+    mask = spans.attention_mask(p) if sparse else torch.ones(len(tokens), len(tokens), dtype=torch.bool).tril()
+    x = torch.tensor([ids(tokens)])
+    with torch.no_grad():
+        return model(x, attention_mask=mask[None, None]).logits[0]
+
+
+@pytest.mark.parametrize("mode", ["sparse", "dense"])
+def test_replay_logits_equal_masked_full_forward(mode):
+    model = tiny_llama()
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"])
+    prompts = [ids(PROMPT_A), ids(PROMPT_B)]
+    forced = [ids(FORCED_A), ids(FORCED_B)]
+    gen = eng.generate(prompts, max_new_tokens=32, mode=mode, forced=forced, keep_logits=True)
+    assert gen.tokens == forced
+    for b, (prompt, f) in enumerate(zip((PROMPT_A, PROMPT_B), (FORCED_A, FORCED_B))):
+        full = full_masked_logits(model, prompt + f, sparse=(mode == "sparse"))
+        for j in range(len(f)):
+            got = gen.logits[j][b]
+            want = full[len(prompt) - 1 + j]
+            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4, msg=f"row {b} step {j} ({mode})")
+    if mode == "sparse":
+        assert gen.attended_fraction < 1.0
+        assert gen.malformed == 1 and gen.directive_attempts == 4
+    else:
+        assert gen.attended_fraction == 1.0
+
+
+def test_sparse_mask_really_differs_from_dense():
+    # guard for the test above: with these sequences the two masks give different logits
+    model = tiny_llama()
+    a = full_masked_logits(model, PROMPT_A + FORCED_A, sparse=True)
+    b = full_masked_logits(model, PROMPT_A + FORCED_A, sparse=False)
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_dense_greedy_equals_hf_generate():
+    model = tiny_llama(seed=3)
+    prompts = [ids(PROMPT_A), ids(PROMPT_A[:5])]
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=None)
+    gen = eng.generate(prompts, max_new_tokens=12, mode="dense")
+    for b, p in enumerate(prompts):
+        with torch.no_grad():
+            ref = model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert gen.tokens[b] == ref[0, len(p):].tolist()
+    assert gen.generated_tokens == 24 and len(gen.step_ms) == 12
+
+
+def test_stops_at_eos_and_counts_only_real_tokens():
+    model = tiny_llama()
+    eng = Engine(model, batch_size=3, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"])
+    gen = eng.generate([ids(PROMPT_B)], max_new_tokens=20, forced=[ids(FORCED_B)])
+    assert gen.tokens == [ids(FORCED_B)] and gen.generated_tokens == len(FORCED_B)
+
+
+def test_bad_calls_are_refused():
+    model = tiny_llama()
+    eng = Engine(model, batch_size=1, max_len=16, special_ids=SPECIAL, eos_id=None)
+    with pytest.raises(ValueError, match="exceeds the engine's max_len=16"):
+        eng.generate([ids(PROMPT_A)], max_new_tokens=10)
+    with pytest.raises(ValueError, match="between 1 and batch_size=1"):
+        eng.generate([ids(PROMPT_B)] * 2, max_new_tokens=2)
+    with pytest.raises(ValueError, match="mode must be"):
+        eng.generate([ids(PROMPT_B)], max_new_tokens=2, mode="fast")
+
+
+def test_unsupported_architecture_is_refused():
+    class Fake:
+        class config:
+            model_type = "gpt2"
+
+    with pytest.raises(UnsupportedModelError, match="supports model types llama"):
+        Engine(Fake(), batch_size=1, max_len=8, special_ids={}, eos_id=None)
