@@ -13,7 +13,7 @@
  * one JSON document with the headline figures.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { genDataNewsOptionsSchema, runGenDataNews } from "../cli/commands/gen-data-news.js";
@@ -181,7 +181,7 @@ async function main() {
   const results = {
     date: new Date().toISOString(),
     command: "npx tsx benchmarks/news-quality.ts",
-    machine: { cpus: cpus().length, node: process.version },
+    machine: { cpus: cpus().length, node: process.version, loadAverage1mAtEnd: round(loadavg()[0], 2) },
     extraction: {
       englishPages: english.length,
       medianF1: round(median(english.map((p) => p.f1))),

@@ -6,17 +6,20 @@
  *   1. the DOM: a readability-style score over text blocks (Arc90 / Mozilla Readability's idea:
  *      paragraphs vote for their ancestors by length and commas, class/id names and link density
  *      weigh the votes), where `<article>` and schema.org `itemprop="articleBody"` containers get a
- *      head start so the structured container wins whenever it holds the story;
+ *      head start so the structured container wins whenever it holds the story; the winner is
+ *      widened to an ancestor holding 30% more story prose (stories cut into sections around
+ *      images) and joined by its numbered sibling parts ("story-body-1", "story-body-2");
  *   2. schema.org JSON-LD `articleBody`, when the DOM result is much shorter than it (pages whose
  *      story is rendered by script).
  * Navigation, ads, share bars, captions, forms, scripts and styles are removed before scoring.
- * Title/byline/date prefer JSON-LD and `og:`/`article:` meta, then the DOM.
+ * Title, byline, date and language come from metadata.ts.
  *
  *   extractArticle(readFileSync("page.html", "utf8")).paragraphs  // ["First paragraph…", …]
  */
 import * as cheerio from "cheerio";
 import type { AnyNode, Element } from "domhandler";
 import { classifyLanguage } from "./language.js";
+import { collapse, pageMetadata } from "./metadata.js";
 
 export interface ExtractedArticle {
   title: string | null;
@@ -46,7 +49,8 @@ const JUNK_SELECTOR = [
 // Class/id fragments of boilerplate blocks (share bars, ads, related links, comments…).
 const UNLIKELY =
   /-ad-|^ad-|-ad$|\bads?\b|adsense|advert|agegate|banner|breadcrumb|byline|caption|combx|comment|community|cookie|cover-wrap|credit|disqus|dateline|extra|foot|gdpr|header|hidden|legends|masthead|menu|meta|modal|newsletter|outbrain|pager|pagination|popup|promo|recirc|related|remark|replies|rss|share|sharing|shoutbox|sidebar|skyscraper|social|sponsor|subscri|supplemental|taboola|tags|toolbar|tools|widget|wp-caption/i;
-const COMMENTS = /comment|disqus|replies|respond/i;
+// Never the story, even when named like content ("comment-body", "c-article-most-popular").
+const ALWAYS_OUT = /comment|disqus|replies|respond|popular|trending|most-?read|recommended/i;
 const MAYBE = /and|article|body|column|content|main|shadow/i;
 const POSITIVE =
   /article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|prose|paragraph/i;
@@ -62,10 +66,6 @@ const PARAGRAPH_LIKE = new Set(["p", "pre", "td", "blockquote", "li", "h2", "h3"
 
 function isElement(node: AnyNode): node is Element {
   return node.type === "tag" || node.type === "script" || node.type === "style";
-}
-
-function collapse(text: string): string {
-  return text.replace(/[\s\u00a0\u200b]+/g, " ").trim();
 }
 
 /** Text of a subtree, one entry per block element (inline text is joined). */
@@ -105,15 +105,15 @@ function removeBoilerplate($: CheerioRoot): void {
     if (name === "html" || name === "body" || element.attribs.itemprop === "articleBody") return;
     const label = classAndId(element);
     if (!label.trim()) return;
-    // Comment threads go even when named like content ("comment-body") or built of <article>s.
-    const comments = COMMENTS.test(label);
-    if (!comments && (name === "article" || name === "main")) return;
-    if (!comments && (!UNLIKELY.test(label) || MAYBE.test(label))) return;
+    // Comment threads and "most popular" lists go even when built of <article>s.
+    const junk = ALWAYS_OUT.test(label);
+    if (!junk && (name === "article" || name === "main")) return;
+    if (!junk && (!UNLIKELY.test(label) || MAYBE.test(label))) return;
     // A wrapper named "site_header" or "page-…-facebook-…" may still hold the story.
     const story = $(element)
       .find("main, [itemprop=articleBody], article")
       .toArray()
-      .some((inner) => isElement(inner) && !COMMENTS.test(classAndId(inner)));
+      .some((inner) => isElement(inner) && !ALWAYS_OUT.test(classAndId(inner)));
     if (!story) $(element).remove();
   });
 }
@@ -221,7 +221,40 @@ function scoreCandidates($: CheerioRoot): Element[] {
     container = parent;
     prose = parentProse;
   }
-  return [container];
+  return [...splitStoryParts($, container)].sort(documentOrder);
+}
+
+/**
+ * The other parts of a story split into numbered blocks ("story-body-1", "story-body-2" around an
+ * ad slot): elements sharing the container's content-like class, outside it, holding prose.
+ */
+function splitStoryParts($: CheerioRoot, container: Element): Set<Element> {
+  const parts = new Set<Element>([container]);
+  const shared = (container.attribs.class ?? "").split(/\s+/).filter((name) => /^[A-Za-z_][\w-]*$/.test(name) && POSITIVE.test(name));
+  for (const name of shared) {
+    $(`${container.name}.${name}`).each((_, element) => {
+      if (!isElement(element) || element === container || contains(container, element) || contains(element, container)) return;
+      if (proseLength($, element) >= 200) parts.add(element);
+    });
+  }
+  return parts;
+}
+
+function contains(ancestor: AnyNode, node: AnyNode): boolean {
+  for (let current = node.parent; current; current = current.parent) if (current === ancestor) return true;
+  return false;
+}
+
+function documentOrder(a: Element, b: Element): number {
+  const path = (node: AnyNode) => {
+    const indices: number[] = [];
+    for (let current: AnyNode | null = node; current?.parent; current = current.parent) indices.unshift(current.parent.children.indexOf(current as never));
+    return indices;
+  };
+  const pa = path(a);
+  const pb = path(b);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
+  return pa.length - pb.length;
 }
 
 /** Characters of paragraph text in `element` that reads like prose (long, few links). */
@@ -249,89 +282,10 @@ function bodyParagraphs($: CheerioRoot, containers: Element[]): string[] {
   return containers.flatMap((container) => blockTexts(container)).filter((block) => /[\p{L}\p{N}]/u.test(block));
 }
 
-interface JsonLdArticle {
-  headline?: string;
-  articleBody?: string;
-  author?: unknown;
-  datePublished?: string;
-}
-
-function jsonLdArticles($: CheerioRoot): JsonLdArticle[] {
-  const out: JsonLdArticle[] = [];
-  const visit = (value: unknown) => {
-    if (Array.isArray(value)) {
-      value.forEach(visit);
-    } else if (value && typeof value === "object") {
-      const record = value as Record<string, unknown>;
-      if ("articleBody" in record || "headline" in record || "datePublished" in record) out.push(record as JsonLdArticle);
-      if (record["@graph"]) visit(record["@graph"]);
-    }
-  };
-  $('script[type="application/ld+json"]').each((_, script) => {
-    try {
-      visit(JSON.parse($(script).text()));
-    } catch {
-      // Broken JSON-LD is common on real pages; it only means this source gives nothing.
-    }
-  });
-  return out;
-}
-
-function authorNames(author: unknown): string | null {
-  const names: string[] = [];
-  const visit = (value: unknown) => {
-    if (typeof value === "string") names.push(value);
-    else if (Array.isArray(value)) value.forEach(visit);
-    else if (value && typeof value === "object" && typeof (value as { name?: unknown }).name === "string") {
-      names.push((value as { name: string }).name);
-    }
-  };
-  visit(author);
-  const clean = names.map(collapse).filter((name) => name && !/^https?:/.test(name));
-  return clean.length ? clean.join(", ") : null;
-}
-
-function meta($: CheerioRoot, ...keys: string[]): string | null {
-  for (const key of keys) {
-    const value = $(`meta[property="${key}"], meta[name="${key}"], meta[itemprop="${key}"]`).first().attr("content");
-    if (value && collapse(value)) return collapse(value);
-  }
-  return null;
-}
-
-function firstText($: CheerioRoot, selector: string): string | null {
-  const text = collapse($(selector).first().text());
-  return text || null;
-}
-
 /** Extract title, byline, date, language and body paragraphs from an HTML document. */
 export function extractArticle(html: string): ExtractedArticle {
   const $ = cheerio.load(html);
-  const ld = jsonLdArticles($);
-  const ldBody = ld.map((item) => item.articleBody).find((body): body is string => typeof body === "string");
-  const title =
-    meta($, "og:title", "twitter:title") ??
-    ld.map((item) => item.headline).find((headline): headline is string => typeof headline === "string") ??
-    firstText($, "title") ??
-    firstText($, "h1");
-  const byline =
-    ld.map((item) => authorNames(item.author)).find((name) => name !== null) ??
-    meta($, "author", "article:author", "byl", "sailthru.author") ??
-    firstText($, '[rel="author"], [itemprop="author"] [itemprop="name"], [itemprop="author"], .byline, .author');
-  const date =
-    meta($, "article:published_time", "datePublished", "date", "pubdate", "publishdate", "DC.date.issued", "sailthru.date") ??
-    ld.map((item) => item.datePublished).find((value): value is string => typeof value === "string") ??
-    ($("time[datetime]").first().attr("datetime") || null);
-  const lang =
-    (
-      $("html").attr("lang") ??
-      $('meta[http-equiv="content-language" i]').attr("content") ??
-      meta($, "og:locale") ??
-      ""
-    )
-      .trim()
-      .toLowerCase()
-      .replace(/_/g, "-") || null;
+  const { title, byline, date, lang, articleBody: ldBody } = pageMetadata($);
 
   removeBoilerplate($);
   let paragraphs: string[] = [];

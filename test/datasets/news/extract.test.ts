@@ -103,4 +103,15 @@ describe("extractArticle on made-up pages", () => {
     const html = `<html><body><div class="post"><div class="wrap">${section(1)}<img src="x.jpg">${section(4)}${section(7)}</div></div></body></html>`;
     expect(extractArticle(html).paragraphs).toHaveLength(9);
   });
+
+  it("joins a story split into numbered blocks around an ad slot", () => {
+    const html = `<html><body><article id="story">
+      <div class="story-body-supplemental"><div class="story-body story-body-1">${para(1)}${para(2)}</div></div>
+      <div class="ad">Advertisement</div>
+      <div class="story-body-supplemental"><div class="story-body story-body-2">${[3, 4, 5, 6, 7, 8, 9, 10, 11].map(para).join("")}</div></div>
+      <ul><li><article class="teaser"><div class="story-body"><a href="/x">Another story entirely</a></div></article></li></ul>
+    </article></body></html>`;
+    const paragraphs = extractArticle(html).paragraphs;
+    expect(paragraphs.map((p) => p.split(" ")[1])).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]);
+  });
 });
