@@ -244,12 +244,12 @@ export function densityCounts(record: Pick<DatasetRecord, "segments">, g: Gramma
     const attend = segs[i].attend;
     let refLength = -1; // -1: the segment is global
     if (attend != null && i < g.max_segments && attend.length <= g.max_refs_per_directive) {
-      const targets = new Set<number>();
+      const targets: number[] = []; // at most max_refs_per_directive: a list beats a Set
       let valid = true;
       for (const r of attend) {
         const target = r >= 0 ? r : i + r;
         if (r >= i || target < 0) valid = false;
-        else targets.add(target);
+        else if (!targets.includes(target)) targets.push(target);
       }
       if (valid) {
         refLength = 0;

@@ -123,13 +123,19 @@ export const SAMPLE_EVERY = 64;
  * checks every record's grammar; held-out splits and `gen-data inspect --verify` check all.
  */
 export function trainBatch(config: ArithConfig, heldOut: ReadonlySet<string>, start: number, count: number, validation: TrainValidation = "sample"): PreparedBatch {
-  const records = [...trainRecords(config, heldOut, start, count)];
-  records.forEach((record, k) => {
+  return prepareBatch(checked(trainRecords(config, heldOut, start, count), start, validation), "train", "none");
+}
+
+/** Streams records through their checks, so a batch never holds its records, only their lines. */
+function* checked(records: Iterable<DatasetRecord>, start: number, validation: TrainValidation): Generator<DatasetRecord> {
+  let k = 0;
+  for (const record of records) {
     const full = validation === "all" || k === 0 || (start + k) % SAMPLE_EVERY === 0;
     const problems = full ? zodProblems(record) : checkGrammar(record);
     if (problems.length > 0) throw new Error(`internal: generated record ${record.id} (split train) breaks the data contract:\n${problems.join("\n")}`);
-  });
-  return prepareBatch(records, "train", "none");
+    k++;
+    yield record;
+  }
 }
 
 function zodProblems(record: DatasetRecord): string[] {

@@ -31,7 +31,7 @@ export const randInt = (rng: Rng, lo: number, hi: number): number => lo + Math.f
 export const minDepth = (n: number): number => Math.ceil(Math.log2(n + 1));
 
 /** Most operations a tree of depth at most d can hold, saturated so it never overflows. */
-const capacity = (d: number): number => (d >= 52 ? Number.MAX_SAFE_INTEGER : 2 ** d - 1);
+const capacity = (d: number): number => (d >= 30 ? Number.MAX_SAFE_INTEGER : (1 << d) - 1);
 
 /** Depths a tree with n operations may take under the spec's depth range: [lo, hi], empty when lo > hi. */
 export function depthRange(n: number, depthLimits: readonly [number, number] | null): [number, number] {
