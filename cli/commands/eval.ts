@@ -1,17 +1,163 @@
-/** `spanattn eval`: not built yet (issue #7). It says so plainly and exits non-zero. */
+/**
+ * `spanattn eval`: accuracy and decode throughput, sparse vs dense, side by side
+ * (python/spanattn/evaluate.py); `--replay` drives a large random-weight model shape
+ * through a dataset's own spans (python/spanattn/replay.py); `--kernel` runs the attention
+ * kernel benchmark (benchmarks/kernel_bench.py). Results: result.json (zod-validated
+ * here), a terminal table and a self-contained report.html.
+ */
+import { existsSync, writeFileSync, renameSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { Command } from "commander";
 import { z } from "zod";
-import { NotBuiltError } from "../lib/errors.js";
+import { loadOptions } from "../lib/config.js";
+import { UsageError } from "../lib/errors.js";
+import { EvalResultSchema, ReplayResultSchema, evalReport, evalTable, replayReport, replayTable } from "../lib/eval-report.js";
+import { createReporter, printResult } from "../lib/output.js";
+import { projectRoot } from "../lib/paths.js";
+import { runPython } from "../lib/python.js";
+import { requirePython } from "../preflight/python.js";
 
-export const evalRunOptionsSchema = z.object({}).passthrough();
+const csvInts = z.union([z.string(), z.array(z.number())]).transform((v, ctx) => {
+  const items = Array.isArray(v) ? v : v.split(",").filter(Boolean).map(Number);
+  if (items.some((x) => !Number.isInteger(x) || x <= 0)) {
+    ctx.addIssue({ code: "custom", message: `expected comma-separated positive integers, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return items;
+});
+
+export const evalRunOptionsSchema = z
+  .object({
+    run: z.string().optional(),
+    checkpoint: z.string().optional(),
+    data: z.string().optional(),
+    split: z.string().default("test"),
+    batch: z.number().int().positive().default(64),
+    maxNewTokens: z.number().int().positive().optional(),
+    limit: z.number().int().positive().optional(),
+    modes: z.enum(["dense,sparse", "dense", "sparse"]).default("dense,sparse"),
+    throughput: z.boolean().default(false),
+    sweepBatches: csvInts.default([1, 8, 32, 128]),
+    replay: z.boolean().default(false),
+    shape: z.enum(["llama-1b", "llama-8b", "tiny"]).default("llama-8b"),
+    contexts: csvInts.default([2048, 8192, 32768]),
+    batches: csvInts.default([1, 8, 32]),
+    gen: z.number().int().positive().default(128),
+    kernel: z.boolean().default(false),
+    device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
+    allowReference: z.boolean().default(false),
+    noGraph: z.boolean().default(false),
+    python: z.string().optional(),
+    out: z.string().optional(),
+    json: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    const modesChosen = [o.replay, o.kernel].filter(Boolean).length;
+    if (modesChosen > 1) ctx.addIssue({ code: "custom", path: ["replay"], message: "choose one of --replay and --kernel" });
+    if (!o.kernel && !o.data) ctx.addIssue({ code: "custom", path: ["data"], message: "--data is required (a dataset folder)" });
+    if (!o.kernel && !o.replay && !o.run && !o.checkpoint) ctx.addIssue({ code: "custom", path: ["run"], message: "--run (a run folder from `spanattn train`) is required" });
+  });
+export type EvalRunOptions = z.infer<typeof evalRunOptionsSchema>;
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d\dZ$/, "Z");
+}
+
+function writeAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
+}
+
+export async function runEval(opts: EvalRunOptions) {
+  const python = await requirePython(opts.python);
+  const reporter = createReporter({ json: opts.json });
+  const onEvent = (e: Record<string, unknown>) => {
+    if (e.event === "progress") reporter.progress(String(e.task), Number(e.current), e.total != null ? Number(e.total) : undefined, e.detail ? String(e.detail) : undefined);
+    else if (e.event === "log") reporter.log(String(e.message));
+  };
+  const onStderr = (line: string) => {
+    if (!opts.json && line.trim()) reporter.log(line);
+  };
+  try {
+    if (opts.kernel) {
+      const out = resolve(opts.out ?? join(projectRoot, "runs", "kernel-bench", stamp()));
+      const r = await runPython({
+        python: python.python,
+        module: "benchmarks.kernel_bench",
+        command: { file: python.python, args: [join(projectRoot, "benchmarks", "kernel_bench.py"), "--out", out, "--batches", opts.batches.join(",")] },
+        result: z.record(z.string(), z.unknown()),
+        onEvent,
+        onStderr,
+      });
+      return { kind: "kernel" as const, result: r.result, out };
+    }
+    if (opts.replay) {
+      const out = resolve(opts.out ?? join(projectRoot, "runs", `replay-${opts.shape}`, stamp()));
+      const args = ["--data", opts.data!, "--split", opts.split, "--shape", opts.shape, "--contexts", opts.contexts.join(","), "--batches", opts.batches.join(","), "--gen", String(opts.gen), "--device", opts.device, "--out", out];
+      if (opts.limit) args.push("--limit", String(opts.limit));
+      if (opts.allowReference) args.push("--allow-reference");
+      if (opts.noGraph) args.push("--no-graph");
+      const r = await runPython({ python: python.python, module: "spanattn.replay", args, result: ReplayResultSchema, onEvent, onStderr });
+      writeAtomic(join(out, "report.html"), replayReport(r.result));
+      return { kind: "replay" as const, result: r.result, out };
+    }
+    const runDir = opts.run ?? (opts.checkpoint ? resolve(opts.checkpoint, "..", "..") : undefined)!;
+    if (opts.run && !existsSync(opts.run)) throw new UsageError(`--run ${opts.run} does not exist`, "train a run first: spanattn train --config configs/train/arith-tiny.yaml");
+    const out = resolve(opts.out ?? join(runDir, "eval", stamp()));
+    const args = ["--run", runDir, "--data", opts.data!, "--split", opts.split, "--batch", String(opts.batch), "--modes", opts.modes, "--device", opts.device, "--out", out];
+    if (opts.checkpoint) args.push("--checkpoint", opts.checkpoint);
+    if (opts.maxNewTokens) args.push("--max-new-tokens", String(opts.maxNewTokens));
+    if (opts.limit) args.push("--limit", String(opts.limit));
+    if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","));
+    if (opts.allowReference) args.push("--allow-reference");
+    if (opts.noGraph) args.push("--no-graph");
+    const r = await runPython({ python: python.python, module: "spanattn.evaluate", args, result: EvalResultSchema, onEvent, onStderr });
+    writeAtomic(join(out, "report.html"), evalReport(r.result));
+    return { kind: "eval" as const, result: r.result, out };
+  } finally {
+    reporter.close();
+  }
+}
 
 export function evalRunCommand(): Command {
   return new Command("eval")
-    .description("accuracy and decode throughput, sparse vs dense (not built yet)")
-    .addHelpText("after", "\nExample (once it is built):\n  $ spanattn eval --run runs/arith-tiny --data datasets/arith-small --throughput\n")
-    .allowUnknownOption(true)
-    .allowExcessArguments(true)
-    .action(() => {
-      throw new NotBuiltError("`spanattn eval`");
+    .description("accuracy and decode throughput of a trained run, sparse vs dense, side by side")
+    .option("--config <file>", "YAML file with these options")
+    .option("--run <dir>", "run folder from `spanattn train` (its newest checkpoint is used)")
+    .option("--checkpoint <dir>", "a specific checkpoint folder instead")
+    .option("--data <dir>", "dataset folder")
+    .option("--split <name>", "split to evaluate (default: test)")
+    .option("--batch <n>", "sequences decoded together (default: 64)", Number)
+    .option("--max-new-tokens <n>", "generation cap (default: 1.25x the longest reference)", Number)
+    .option("--limit <n>", "first N records only", Number)
+    .option("--modes <list>", "dense,sparse (default), dense or sparse")
+    .option("--throughput", "add a sweep over batch sizes and a transformers generate baseline")
+    .option("--sweep-batches <list>", "batch sizes of the sweep (default: 1,8,32,128)")
+    .option("--replay", "random-weight model of --shape driven through the dataset's spans")
+    .option("--shape <name>", "replay shape: llama-1b, llama-8b (default) or tiny")
+    .option("--contexts <list>", "replay context lengths (default: 2048,8192,32768)")
+    .option("--batches <list>", "replay / kernel batch sizes (default: 1,8,32)")
+    .option("--gen <n>", "replay: decoded tokens per configuration (default: 128)", Number)
+    .option("--kernel", "run the attention-kernel benchmark (benchmarks/kernel_bench.py)")
+    .option("--device <name>", "auto (default), cpu or cuda")
+    .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
+    .option("--no-graph", "do not capture the decode step in a CUDA graph")
+    .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
+    .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")
+    .option("--json", "print only the JSON result")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ spanattn eval --run runs/arith-tiny --data datasets/arith-small --limit 64\n  $ spanattn eval --run runs/arith-long --data datasets/arith-long --batch 128 --throughput\n  $ spanattn eval --replay --shape llama-8b --data datasets/arith-long --contexts 2048,8192 --batches 1,8,32\n",
+    )
+    .action(async (flags) => {
+      const { config, graph, ...rest } = flags as Record<string, unknown>;
+      const opts = loadOptions({ schema: evalRunOptionsSchema, flags: { ...rest, noGraph: graph === false ? true : undefined }, configPath: config as string | undefined });
+      const res = await runEval(opts);
+      printResult({ ...res.result, out: res.out }, opts.json, () => {
+        if (res.kind === "kernel") return `kernel benchmark written to ${res.out}`;
+        const text = res.kind === "replay" ? replayTable(res.result as never) : evalTable(res.result as never);
+        return `${text}\n\nreport: ${join(res.out, "report.html")}  (result.json beside it; ${basename(res.out)})`;
+      });
     });
 }

@@ -16,6 +16,25 @@ export const EventSchema = z
   .catchall(z.unknown());
 export type PythonEvent = z.infer<typeof EventSchema>;
 
+/**
+ * The result line of a child that failed on purpose (bad input it detected itself):
+ * `{"status": "error", "error": {"kind": "...", "message": "...", "hint": "..."}}`.
+ */
+export const ExpectedFailure = z
+  .object({
+    status: z.literal("error"),
+    error: z.object({ kind: z.string().optional(), message: z.string(), hint: z.string().nullable().optional() }).passthrough(),
+  })
+  .passthrough();
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface RunPythonOptions<R extends z.ZodType> {
   python: string;
   /** Module under python/spanattn, e.g. "spanattn.doctor". */
@@ -121,6 +140,9 @@ export async function runPython<R extends z.ZodType>(opts: RunPythonOptions<R>):
     if (interruptedBy) throw new InterruptedError(`interrupted (${interruptedBy}); the Python child exited${done.exitCode != null ? ` with code ${done.exitCode}` : ""}`);
     const cmd = `${file} ${args.slice(0, 2).join(" ")}`;
     if (done.exitCode !== 0) {
+      // An expected failure: the child's last line says what was wrong (ExpectedFailure).
+      const expected = lastLine ? ExpectedFailure.safeParse(safeJson(lastLine)) : undefined;
+      if (expected?.success) throw new ChildProcessError(expected.data.error.message, expected.data.error.hint ?? undefined, 1);
       const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;
       throw new ChildProcessError(`${cmd} ${how}`, undefined, 1, tail.length ? ["last stderr lines:", ...tail.map((l) => `  ${l}`)] : ["(no stderr output)"]);
     }

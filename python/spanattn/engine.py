@@ -25,6 +25,7 @@ import torch
 
 from .kernel import span_decode_attention
 from .span_state import SpanState, vocab_kind_tables
+from . import spans
 from .spans import Grammar, default_grammar
 
 SUPPORTED_MODEL_TYPES = ("llama",)
@@ -195,44 +196,10 @@ class Engine:
 
     # ------------------------------------------------------------------ prefill
     @torch.no_grad()
-    def _prefill(self, prompts: list[list[int]]) -> None:
-        B = self.B
-        lengths = [len(p) for p in prompts]
-        T = max(lengths)
-        ids = torch.zeros(B, T, dtype=torch.int64)
-        mask = torch.zeros(B, T, dtype=torch.int64)
-        for b, p in enumerate(prompts):
-            ids[b, : len(p)] = torch.tensor(p)
-            mask[b, : len(p)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        out = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
-        cache = out.past_key_values
-        for i in range(len(self.k_cache)):
-            self.k_cache[i][:, :, :T].copy_(cache.layers[i].keys.to(self.dtype))
-            self.v_cache[i][:, :, :T].copy_(cache.layers[i].values.to(self.dtype))
-        # the span state over the prompt (prompt tokens are global; this records segments)
-        cpu = SpanState(B, self.grammar)
-        kinds, values = self.kinds.cpu()[ids.cpu()], self.values.cpu()[ids.cpu()]
-        lens = torch.tensor(lengths)
-        for t in range(T - 1):  # the last prompt token is the first decode input
-            cpu.step(kinds[:, t], values[:, t], torch.full((B,), t), t < lens - 1)
-        for name in ("seg_starts", "cur", "mode", "nref", "nvalid", "refs", "attempts", "malformed"):
-            getattr(self.state, name).copy_(getattr(cpu, name))
-        for name in ("sparse_tokens", "attended", "possible"):
-            getattr(self.state, name).zero_()
-        last = torch.tensor([l - 1 for l in lengths], device=self.device)
-        self.tok.copy_(ids[self._arange_b, last])
-        self.pos.copy_(last)
-
-    # ------------------------------------------------------------------ generate
-    @torch.no_grad()
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, mode: str = "sparse",
-                 forced: list[list[int]] | None = None, keep_logits: bool = False) -> Generation:
-        """Greedy generation for up to batch_size prompts. mode: "sparse" (the model's own
-        directives) or "dense" (everything). `forced` teacher-forces each sequence's tokens
-        (replay): the step that reads forced[i][j] is measured like any other."""
-        if mode not in ("sparse", "dense"):
-            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+    def prefill(self, prompts: list[list[int]], max_new_tokens: int, chunk_tokens: int = 32768) -> float:
+        """Dense prefill of up to batch_size prompts into the static cache (rows chunked so
+        activations stay small); parses the prompts' spans on the host once. Returns seconds.
+        Later `decode` calls restart from this state, so one prefill serves several decodes."""
         n = len(prompts)
         if not 1 <= n <= self.B:
             raise ValueError(f"between 1 and batch_size={self.B} prompts per call (got {n})")
@@ -241,22 +208,75 @@ class Engine:
         longest = max(len(p) for p in prompts) + max_new_tokens
         if longest > self.N:
             raise ValueError(f"prompt + max_new_tokens = {longest} exceeds the engine's max_len={self.N}")
-        pad = self.B - n
-        prompts = list(prompts) + [prompts[0]] * pad  # padding rows run but are never counted
         sync = self.device.type == "cuda"
-
-        t0 = time.perf_counter()
-        self._prefill(prompts)
         if sync:
             torch.cuda.synchronize()
-        prefill_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        prompts = list(prompts) + [prompts[0]] * (self.B - n)  # padding rows run but are never counted
+        lengths = [len(p) for p in prompts]
+        T = max(lengths)
+        rows_per_chunk = max(1, chunk_tokens // T)
+        base = self.model.model  # no LM head: prefill logits are not needed (B*T*V floats)
+        for r0 in range(0, self.B, rows_per_chunk):
+            r1 = min(self.B, r0 + rows_per_chunk)
+            ids = torch.zeros(r1 - r0, T, dtype=torch.int64)
+            mask = torch.zeros(r1 - r0, T, dtype=torch.int64)
+            for i, p in enumerate(prompts[r0:r1]):
+                ids[i, : len(p)] = torch.tensor(p)
+                mask[i, : len(p)] = 1
+            out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=True)
+            for i, layer in enumerate(out.past_key_values.layers):
+                self.k_cache[i][r0:r1, :, :T].copy_(layer.keys.to(self.dtype))
+                self.v_cache[i][r0:r1, :, :T].copy_(layer.values.to(self.dtype))
+            del out
+        # span state after every prompt token but the last (the last is the first decode input)
+        kinds, values = self.kinds.cpu(), self.values.cpu()
+        parses = []
+        for p in prompts:
+            x = torch.tensor(p[:-1], dtype=torch.int64)
+            parses.append(spans.parse_kinds(kinds[x].tolist(), values[x].tolist(), self.grammar, complete=False))
+        self.state.load(parses)
+        self.tok.copy_(torch.tensor([p[-1] for p in prompts], device=self.device))
+        self.pos.copy_(torch.tensor([len(p) - 1 for p in prompts], device=self.device))
+        self.limit.copy_(torch.tensor([len(p) - 1 + max_new_tokens for p in prompts], device=self.device))
+        self._n = n
+        self._max_new = max_new_tokens
+        self._prefilled = self._snapshot()
+        if sync:
+            torch.cuda.synchronize()
+        self._prefill_seconds = time.perf_counter() - t0
+        return self._prefill_seconds
 
+    # ------------------------------------------------------------------ generate
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, mode: str = "sparse",
+                 forced: list[list[int]] | None = None, keep_logits: bool = False) -> Generation:
+        """Greedy generation for up to batch_size prompts: `prefill` then `decode`."""
+        if mode not in ("sparse", "dense"):
+            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+        self.prefill(prompts, max_new_tokens)
+        return self.decode(mode, forced=forced, keep_logits=keep_logits)
+
+    @torch.no_grad()
+    def decode(self, mode: str = "sparse", forced: list[list[int]] | None = None, keep_logits: bool = False,
+               max_new_tokens: int | None = None, track_steps: bool = False) -> Generation:
+        """Decode from the last prefill's state. mode: "sparse" (the model's own directives)
+        or "dense" (every key). `forced` teacher-forces each row's tokens (replay): a step that
+        reads forced[i][j] is measured like any other."""
+        if mode not in ("sparse", "dense"):
+            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+        if not hasattr(self, "_prefilled"):
+            raise RuntimeError("decode() needs a prefill() first")
+        self._restore(self._prefilled)
+        n = self._n
+        max_new_tokens = min(self._max_new, max_new_tokens or self._max_new)
+        sync = self.device.type == "cuda"
+        prefill_s = self._prefill_seconds
         self.dense.fill_(mode == "dense")
         self.step_idx.zero_()
         self.attended.zero_()
         self.done.zero_()
         self.done[n:] = True
-        self.limit.copy_(torch.tensor([len(p) - 1 + max_new_tokens for p in prompts], device=self.device))
         width = max([len(f) for f in forced] + [1]) if forced else 1
         if self.forced.shape[1] < width:
             self.forced = torch.full((self.B, width), -1, dtype=torch.int64, device=self.device)
@@ -273,6 +293,7 @@ class Engine:
         out = torch.full((self.B, max_new_tokens), -1, dtype=torch.int64, device=self.device)
         step_ms: list[float] = []
         logits: list[torch.Tensor] = []
+        cums: list[torch.Tensor] = []
         # per-step latency from CUDA events (no host sync per step); wall clock on the CPU
         events = [torch.cuda.Event(enable_timing=True) for _ in range(max_new_tokens + 1)] if sync else []
         if sync:
@@ -288,6 +309,8 @@ class Engine:
             out[:, step] = torch.where(self.step_idx > step, self.next_tok, torch.full_like(self.next_tok, -1))
             if keep_logits:
                 logits.append(self.logits.clone())
+            if track_steps:  # device-side running sums; read once at the end
+                cums.append(torch.stack([self.attended[:n].sum(), self.state.possible[:n].sum()]))
             steps += 1
             if sync:
                 events[step + 1].record()
@@ -302,6 +325,11 @@ class Engine:
         decode_s = time.perf_counter() - t_dec
         self.state.finish(~self.done)
 
+        per_step: list[float] = []
+        if cums:
+            c = torch.stack(cums).cpu()  # (steps, 2) cumulative kept / possible keys
+            d = torch.diff(c, dim=0, prepend=torch.zeros(1, 2, dtype=c.dtype))
+            per_step = [float(k) / float(p) if p else 1.0 for k, p in d.tolist()]
         rows = out[:n].cpu().tolist()
         tokens = [[t for t in r if t >= 0] for r in rows]
         st = self.state
@@ -311,7 +339,7 @@ class Engine:
             attended_keys=int(self.attended[:n].sum()), possible_keys=int(st.possible[:n].sum()),
             directive_attempts=int(st.attempts[:n].sum()), malformed=int(st.malformed[:n].sum()),
             logits=logits if keep_logits else None,
-            meta={"mode": mode, "batch": n, "graph": self._graph is not None},
+            meta={"mode": mode, "batch": n, "graph": self._graph is not None, "attended_per_step": per_step},
         )
 
 

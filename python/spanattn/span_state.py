@@ -73,6 +73,37 @@ class SpanState:
             shape = (-1,) + (1,) * (t.dim() - 1)
             t.copy_(torch.where(sel.view(shape), torch.full_like(t, fill), t))
 
+    def load(self, parses: list, rows: list[int] | None = None) -> None:
+        """Set rows to the state after prefixes parsed by ``spans.parse_kinds(..., complete=False)``
+        (prompt prefill: one host-side parse instead of one device step per prompt token)."""
+        rows = list(range(len(parses))) if rows is None else rows
+        S, R = self.max_segments, self.max_refs
+        starts = torch.zeros(len(rows), S, dtype=torch.int64)
+        cur, mode, nref, nvalid, attempts, malformed = ([] for _ in range(6))
+        refs = torch.full((len(rows), R), -1, dtype=torch.int64)
+        for i, p in enumerate(parses):
+            st = p.segment_starts[:S]
+            starts[i, : len(st)] = torch.tensor(st)
+            c = len(p.segment_starts) - 1
+            cur.append(c)
+            mode.append(p.final_mode)
+            nref.append(p.final_nref)
+            kept = [r for r in p.refs[c] if r != 0] if c < len(p.refs) else []
+            if p.final_mode in (MODE_DIRECTIVE, MODE_SPARSE):
+                refs[i, : len(kept)] = torch.tensor(kept, dtype=torch.int64)
+            nvalid.append(len(kept) if p.final_mode in (MODE_DIRECTIVE, MODE_SPARSE) else 0)
+            attempts.append(p.directive_attempts)
+            malformed.append(p.malformed)
+        idx = torch.tensor(rows, device=self.cur.device)
+        dev = self.cur.device
+        self.seg_starts[idx] = starts.to(dev)
+        self.refs[idx] = refs.to(dev)
+        for name, vals in (("cur", cur), ("mode", mode), ("nref", nref), ("nvalid", nvalid), ("attempts", attempts),
+                           ("malformed", malformed)):
+            getattr(self, name)[idx] = torch.tensor(vals, dtype=torch.int64, device=dev)
+        for name in ("sparse_tokens", "attended", "possible"):
+            getattr(self, name)[idx] = 0
+
     @torch.no_grad()
     def step(self, kind: torch.Tensor, value: torch.Tensor, pos: torch.Tensor,
              active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

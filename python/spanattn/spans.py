@@ -157,6 +157,8 @@ class SpanParse:
     refs: list[list[int]]
     directive_attempts: int = 0
     malformed: int = 0
+    final_mode: int = MODE_GLOBAL
+    final_nref: int = 0
 
     def segment_end(self, s: int) -> int:
         return self.segment_starts[s + 1] if s + 1 < len(self.segment_starts) else self.length
@@ -183,8 +185,13 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int
     return out
 
 
-def parse_kinds(kinds: Sequence[int], values: Sequence[int], grammar: Grammar | None = None) -> SpanParse:
-    """The state machine of DESIGN §1 over token kinds. Never raises on any input."""
+def parse_kinds(kinds: Sequence[int], values: Sequence[int], grammar: Grammar | None = None,
+                complete: bool = True) -> SpanParse:
+    """The state machine of DESIGN §1 over token kinds. Never raises on any input.
+
+    complete=False parses a prefix that goes on (a prompt before decoding): a directive still
+    open at its end is not yet unterminated, and the final machine state is kept in
+    ``final_mode`` / ``final_nref`` so the device state machine can continue from it."""
     g = grammar or default_grammar()
     seg_ids: list[int] = []
     starts = [0]
@@ -259,10 +266,11 @@ def parse_kinds(kinds: Sequence[int], values: Sequence[int], grammar: Grammar | 
                 is_sparse = True
         sparse.append(is_sparse)
 
-    if mode == MODE_DIRECTIVE:
+    if complete and mode == MODE_DIRECTIVE:
         fail("unterminated")
     return SpanParse(length=len(seg_ids), segment_ids=seg_ids, segment_starts=starts, sparse=sparse,
-                     statuses=statuses, refs=refs, directive_attempts=attempts, malformed=malformed)
+                     statuses=statuses, refs=refs, directive_attempts=attempts, malformed=malformed,
+                     final_mode=mode, final_nref=nref)
 
 
 def parse_tokens(tokens: Sequence[str], grammar: Grammar | None = None) -> SpanParse:

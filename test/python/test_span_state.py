@@ -80,3 +80,31 @@ def test_reset_rows():
     out, state = run_batch([toks, toks])
     state.reset(torch.tensor([True, False]))
     assert int(state.cur[0]) == 0 and int(state.cur[1]) > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_load_prefix_then_step_equals_stepping_from_the_start(seed):
+    rng = random.Random(100 + seed)
+    alphabet = ["<seg>"] * 4 + ["<attend>"] * 3 + ["</attend>"] * 3 + ["<ref-1>", "<ref-2>", "<ref0>", "<ref1>",
+                "<ref3>", "<eos>"] + ["a"] * 8
+    seqs = [["<bos>"] + [rng.choice(alphabet) for _ in range(rng.randint(2, 90))] for _ in range(16)]
+    cuts = [rng.randint(1, len(s) - 1) for s in seqs]
+    state = SpanState(len(seqs))
+    prefixes = []
+    for s, c in zip(seqs, cuts):
+        k, v = spans.token_kinds(s[:c])
+        prefixes.append(spans.parse_kinds(k, v, complete=False))
+    state.load(prefixes)
+    B = len(seqs)
+    for b, (s, c) in enumerate(zip(seqs, cuts)):
+        full = spans.parse_tokens(s)
+        k, v = spans.token_kinds(s)
+        row = torch.zeros(B, dtype=torch.bool)
+        row[b] = True
+        for t in range(c, len(s)):
+            iv, n, sp = state.step(torch.full((B,), k[t]), torch.full((B,), v[t]), torch.full((B,), t), row)
+            pairs = [tuple(x) for x in iv[b, : n[b]].tolist()]
+            assert bool(sp[b]) == full.sparse[t]
+            assert spans.merge_intervals(pairs) == full.intervals(t), (s, c, t)
+    state.finish()
+    assert state.malformed.tolist() == [spans.parse_tokens(s).malformed for s in seqs]

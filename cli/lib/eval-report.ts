@@ -1,0 +1,139 @@
+/**
+ * The result contracts of `spanattn eval` (python/spanattn/evaluate.py and replay.py),
+ * validated with zod, and their renderings: a terminal table and a self-contained
+ * report.html with charts.
+ */
+import { z } from "zod";
+import { barChart, esc, htmlPage, lineChart } from "./charts.js";
+import { table } from "./output.js";
+
+const num = z.number();
+const maybe = z.number().nullable();
+
+export const ModeStatsSchema = z
+  .object({
+    generated_tokens: num,
+    decode_seconds: num,
+    prefill_seconds: num,
+    tokens_per_second: num,
+    ms_per_step_p50: num,
+    ms_per_step_p95: num,
+    attended_fraction: num,
+    directive_attempts: num,
+    malformed_rate: num,
+    peak_memory_mib: maybe,
+    cuda_graph: z.boolean(),
+    accuracy: z.record(z.string(), num),
+    attended_per_step: z.array(num).optional(),
+    samples: z.array(z.object({ id: z.string(), generated: z.string() })),
+  })
+  .passthrough();
+
+const SweepPoint = z.object({ tokens_per_second: num, ms_per_step_p50: num, ms_per_step_p95: num, attended_fraction: num }).passthrough();
+
+export const EvalResultSchema = z
+  .object({
+    run: z.string(),
+    checkpoint: z.string(),
+    data: z.string(),
+    split: z.string(),
+    task: z.string(),
+    records: num,
+    batch: num,
+    max_new_tokens: num,
+    device: z.string(),
+    gpu: z.string().nullable(),
+    dtype: z.string(),
+    attention: z.enum(["kernel", "reference"]),
+    note: z.string().nullable(),
+    modes: z.record(z.string(), ModeStatsSchema),
+    speedup: maybe.optional(),
+    sweep: z.array(z.object({ batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
+    hf_generate: z.object({ tokens_per_second: num, generated_tokens: num, seconds: num, engine_dense_ratio: num.optional() }).passthrough().optional(),
+    out: z.string(),
+  })
+  .passthrough();
+export type EvalResult = z.infer<typeof EvalResultSchema>;
+
+const ReplayMode = z.object({ tokens_per_second: num, ms_per_step_p50: num, ms_per_step_p95: num, attended_fraction: num, malformed: num, prefill_seconds: num });
+export const ReplayResultSchema = z
+  .object({
+    kind: z.literal("replay"),
+    shape: z.string(),
+    data: z.string(),
+    device: z.string(),
+    gpu: z.string().nullable(),
+    dtype: z.string(),
+    attention: z.enum(["kernel", "reference"]),
+    note: z.string().nullable(),
+    rows: z.array(z.object({ context: num, batch: num, gen: num, kv_bytes: num, skipped: z.string().optional(), dense: ReplayMode.optional(), sparse: ReplayMode.optional(), speedup: num.optional() })),
+    out: z.string(),
+  })
+  .passthrough();
+export type ReplayResult = z.infer<typeof ReplayResultSchema>;
+
+const f = (v: number | null | undefined, digits = 1) => (v == null || !Number.isFinite(v) ? "–" : v.toFixed(digits));
+const pct = (v: number | undefined) => (v == null ? "–" : `${(100 * v).toFixed(2)}%`);
+
+export function evalTable(r: EvalResult): string {
+  const modes = Object.keys(r.modes);
+  const accKeys = [...new Set(modes.flatMap((m) => Object.keys(r.modes[m].accuracy)))];
+  const rows: Array<Array<string>> = [
+    ...accKeys.map((k) => [k, ...modes.map((m) => pct(r.modes[m].accuracy[k]))]),
+    ["tokens/s", ...modes.map((m) => f(r.modes[m].tokens_per_second, 0))],
+    ["ms/step p50", ...modes.map((m) => f(r.modes[m].ms_per_step_p50, 2))],
+    ["ms/step p95", ...modes.map((m) => f(r.modes[m].ms_per_step_p95, 2))],
+    ["attended fraction", ...modes.map((m) => f(r.modes[m].attended_fraction, 3))],
+    ["malformed directives", ...modes.map((m) => pct(r.modes[m].malformed_rate))],
+    ["peak GPU memory MiB", ...modes.map((m) => f(r.modes[m].peak_memory_mib, 0))],
+  ];
+  let out = table(["", ...modes], rows);
+  if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""}, ${r.attention} attention)`;
+  if (r.sweep?.length) out += "\n\n" + table(["batch", "dense tok/s", "sparse tok/s", "speed-up"], r.sweep.map((s) => [String(s.batch), f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`]));
+  if (r.hf_generate) out += `\n\ntransformers generate (static cache): ${f(r.hf_generate.tokens_per_second, 0)} tok/s; engine dense / HF: ${f(r.hf_generate.engine_dense_ratio, 2)}x`;
+  if (r.note) out += `\n\nnote: ${r.note}`;
+  return out;
+}
+
+export function replayTable(r: ReplayResult): string {
+  const rows = r.rows.map((row) =>
+    row.skipped ? [String(row.context), String(row.batch), "–", "–", "–", row.skipped] : [String(row.context), String(row.batch), f(row.dense?.tokens_per_second, 0), f(row.sparse?.tokens_per_second, 0), `${f(row.speedup, 2)}x`, f(row.sparse?.attended_fraction, 3)],
+  );
+  let out = table(["context", "batch", "dense tok/s", "sparse tok/s", "speed-up", "attended"], rows);
+  out += `\n\nreplay ${r.shape} on ${r.device}${r.gpu ? ` (${r.gpu})` : ""}, ${r.dtype}, ${r.attention} attention`;
+  if (r.note) out += `\nnote: ${r.note}`;
+  return out;
+}
+
+export function evalReport(r: EvalResult): string {
+  const modes = Object.keys(r.modes);
+  const charts: string[] = [];
+  charts.push(barChart({ title: "Decode throughput", yLabel: "generated tokens/s", groups: modes, series: [{ name: "tokens/s", values: modes.map((m) => r.modes[m].tokens_per_second) }] }));
+  const accKeys = [...new Set(modes.flatMap((m) => Object.keys(r.modes[m].accuracy)))];
+  charts.push(barChart({ title: "Accuracy, side by side", yLabel: "score", groups: accKeys, series: modes.map((m) => ({ name: m, values: accKeys.map((k) => r.modes[m].accuracy[k]) })) }));
+  if (r.sweep?.length) {
+    charts.push(lineChart({ title: "Speed-up vs batch", xLabel: "batch", yLabel: "sparse / dense tokens/s", logX: true, series: [{ name: "speed-up", points: r.sweep.map((s) => [s.batch, s.speedup]) }] }));
+    charts.push(lineChart({ title: "Tokens/s vs batch", xLabel: "batch", yLabel: "tokens/s", logX: true, series: (["dense", "sparse"] as const).map((m) => ({ name: m, points: r.sweep!.map((s) => [s.batch, s[m].tokens_per_second] as [number, number]) })) }));
+  }
+  const perStep = modes.filter((m) => r.modes[m].attended_per_step?.length);
+  if (perStep.length) charts.push(lineChart({ title: "Attended fraction per decode step", xLabel: "step", yLabel: "kept keys / all keys", series: perStep.map((m) => ({ name: m, points: r.modes[m].attended_per_step!.map((v, i) => [i + 1, v] as [number, number]) })) }));
+  const samples = modes.map((m) => `<h3>${esc(m)}: samples</h3>${r.modes[m].samples.map((s) => `<p><code>${esc(s.id)}</code> ${esc(s.generated)}</p>`).join("")}`).join("");
+  const body = `<h1>spanattn eval: ${esc(r.run)}</h1>
+<p>${esc(r.data)} (${esc(r.split)}, ${r.records} records), batch ${r.batch}, up to ${r.max_new_tokens} new tokens, ${esc(r.device)}${r.gpu ? ` ${esc(r.gpu)}` : ""}, ${esc(r.dtype)}, ${esc(r.attention)} attention op. Checkpoint <code>${esc(r.checkpoint)}</code>.</p>
+${r.note ? `<p class="note">${esc(r.note)}</p>` : ""}
+<pre>${esc(evalTable(r))}</pre><div class="charts">${charts.join("")}</div>${samples}`;
+  return htmlPage(`spanattn eval ${r.run}`, body);
+}
+
+export function replayReport(r: ReplayResult): string {
+  const done = r.rows.filter((x) => x.dense && x.sparse);
+  const batches = [...new Set(done.map((x) => x.batch))].sort((a, b) => a - b);
+  const contexts = [...new Set(done.map((x) => x.context))].sort((a, b) => a - b);
+  const charts = [
+    lineChart({ title: "Tokens/s vs context length", xLabel: "context (tokens)", yLabel: "tokens/s", logX: true, series: batches.flatMap((b) => (["dense", "sparse"] as const).map((m) => ({ name: `${m} b=${b}`, points: done.filter((x) => x.batch === b).map((x) => [x.context, x[m]!.tokens_per_second] as [number, number]) }))) }),
+    lineChart({ title: "Speed-up vs batch", xLabel: "batch", yLabel: "sparse / dense tokens/s", logX: true, series: contexts.map((c) => ({ name: `context ${c}`, points: done.filter((x) => x.context === c).map((x) => [x.batch, x.speedup!] as [number, number]) })) }),
+  ];
+  const body = `<h1>spanattn eval --replay ${esc(r.shape)}</h1><p>${esc(r.data)}, ${esc(r.device)}${r.gpu ? ` ${esc(r.gpu)}` : ""}, ${esc(r.dtype)}, ${esc(r.attention)} attention op; random weights, teacher-forced through the dataset's own responses and spans.</p>
+${r.note ? `<p class="note">${esc(r.note)}</p>` : ""}<pre>${esc(replayTable(r))}</pre><div class="charts">${charts.join("")}</div>`;
+  return htmlPage(`spanattn replay ${r.shape}`, body);
+}

@@ -1,0 +1,328 @@
+"""`spanattn eval`: accuracy and decode throughput of a trained run, dense vs sparse.
+
+The same weights decode the same prompts twice — once with every key visible ("dense"),
+once reading only what the model's own directives declare ("sparse") — on the same engine,
+the same attention op and the same batch composition; the first batch of each mode is a
+warm-up and is not timed. Accuracy: arithmetic exact match of the final answer and of every
+step; news ROUGE-1/2/L (torchmetrics). Stdout: JSON-lines events, then one JSON result.
+
+    PYTHONPATH=python python -m spanattn.evaluate --run runs/arith-tiny --data datasets/arith-small \
+        --split test --limit 32 --batch 16 --out runs/arith-tiny/eval/now
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import spans
+from .data import DataError, load_dataset
+from .engine import Engine, Generation, UnsupportedModelError, percentile
+
+
+class EvalError(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- loading
+def find_checkpoint(run: Path, checkpoint: str | None) -> Path:
+    from .checkpoint import latest_checkpoint
+
+    if checkpoint:
+        p = Path(checkpoint)
+        if not (p / "config.json").exists():
+            raise EvalError(f"checkpoint {p} has no config.json")
+        return p
+    if not run.is_dir():
+        raise EvalError(f"run folder not found: {run}", "train one with `spanattn train`")
+    latest = latest_checkpoint(run)
+    if latest is None:
+        raise EvalError(f"run folder {run} has no checkpoint (checkpoints/step-*/)",
+                        "train it first (`spanattn train ... --out " + str(run) + "`), or pass --checkpoint")
+    return latest[1]
+
+
+def load_run(ckpt: Path, device: torch.device, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    from .tokenizer import load_tokenizer
+
+    info = json.loads((ckpt / "spanattn.json").read_text()) if (ckpt / "spanattn.json").exists() else {}
+    grammar = info.get("grammar")
+    if grammar is not None and grammar != spans.default_grammar().to_dict():
+        raise EvalError(f"{ckpt} was trained with another span grammar than this build's",
+                        "evaluate it with the spanattn version that trained it")
+    tok = load_tokenizer(ckpt)
+    model = AutoModelForCausalLM.from_pretrained(str(ckpt), dtype=dtype).to(device).eval()
+    return model, tok, info
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise EvalError("--device cuda, but torch sees no GPU")
+    return torch.device(choice)
+
+
+def check_kernel(device: torch.device, allow_reference: bool) -> str:
+    """'kernel' on a GPU with the built library, else 'reference' (CPU, or allowed)."""
+    if device.type != "cuda":
+        return "reference"
+    from .kernel import KernelLibraryError, load_library
+
+    try:
+        load_library()
+        return "kernel"
+    except (KernelLibraryError, OSError) as e:
+        if not allow_reference:
+            raise EvalError(f"the span kernel is not built for this GPU ({str(e).splitlines()[0]})",
+                            "run `spanattn build-kernel`, or pass --allow-reference to use the slow PyTorch op") from None
+        return "reference"
+
+
+# ----------------------------------------------------------------------------- prompts
+def prompt_ids(record: dict, tok) -> list[int]:
+    r = spans.render_record(record, tok.encode, tok.token_id, tok.grammar)
+    return r.ids[: r.prompt_length]
+
+
+def response_segments(tok, generated: list[int]) -> list[str]:
+    """Text of each generated segment (directive removed), up to <eos>."""
+    g = tok.grammar
+    eos, seg, close = tok.eos_id, tok.token_id(g.seg), tok.token_id(g.attend_close)
+    ids = generated[: generated.index(eos)] if eos in generated else generated
+    special = set(tok.special_ids.values())
+    out, cur = [], None
+    for i in ids:
+        if i == seg:
+            if cur is not None:
+                out.append(cur)
+            cur = []
+            continue
+        if cur is None:
+            cur = []
+        if i == close:
+            cur = []  # text starts after the directive
+        elif i not in special:
+            cur.append(i)
+    if cur is not None:
+        out.append(cur)
+    return [tok.decode(s).strip() for s in out]
+
+
+def score_arith(records: list[dict], texts: list[list[str]]) -> dict:
+    exact = steps = 0
+    for rec, segs in zip(records, texts):
+        want_steps = [s["text"] for s in rec["segments"] if s["role"] == "response"]
+        exact += bool(segs) and segs[-1] == rec.get("answer")
+        steps += segs == want_steps
+    n = max(1, len(records))
+    return {"exact_match": exact / n, "step_exact_match": steps / n}
+
+
+def score_news(records: list[dict], texts: list[list[str]]) -> dict:
+    from torchmetrics.text.rouge import ROUGEScore
+
+    scorer = ROUGEScore(rouge_keys=("rouge1", "rouge2", "rougeL"))
+    preds = [" ".join(t) for t in texts]
+    refs = [r.get("reference", "") for r in records]
+    s = scorer(preds, refs)
+    return {k: float(s[f"{k}_fmeasure"]) for k in ("rouge1", "rouge2", "rougeL")}
+
+
+# ----------------------------------------------------------------------------- running
+def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_tokens: int, mode: str,
+             label: str, forced: list[list[int]] | None = None, track_steps: bool = False) -> tuple[list[list[int]], dict]:
+    """All prompts in fixed batches (same composition for every mode); batch 0 also warms up."""
+    outs: list[list[int]] = []
+    gens: list[Generation] = []
+    starts = list(range(0, len(prompts), batch))
+    warm = prompts[:batch]
+    engine.generate(warm, max_new_tokens=min(max_new_tokens, 8), mode=mode,
+                    forced=forced[:batch] if forced else None)  # warm-up, not timed
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for k, s in enumerate(starts):
+        engine.prefill(prompts[s:s + batch], max_new_tokens)
+        g = engine.decode(mode, forced=forced[s:s + batch] if forced else None, track_steps=track_steps)
+        gens.append(g)
+        outs += g.tokens
+        emit("progress", task=label, current=k + 1, total=len(starts), detail=f"{g.tokens_per_second:.0f} tok/s")
+    steps = [ms for g in gens for ms in g.step_ms]
+    tokens = sum(g.generated_tokens for g in gens)
+    secs = sum(g.decode_seconds for g in gens)
+    attempts = sum(g.directive_attempts for g in gens)
+    stats = {
+        "generated_tokens": tokens,
+        "decode_seconds": secs,
+        "prefill_seconds": sum(g.prefill_seconds for g in gens),
+        "tokens_per_second": tokens / secs if secs else 0.0,
+        "ms_per_step_p50": percentile(steps, 0.5),
+        "ms_per_step_p95": percentile(steps, 0.95),
+        "attended_fraction": (sum(g.attended_keys for g in gens) / max(1, sum(g.possible_keys for g in gens))),
+        "directive_attempts": attempts,
+        "malformed_rate": sum(g.malformed for g in gens) / attempts if attempts else 0.0,
+        "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None,
+        "cuda_graph": any(g.meta.get("graph") for g in gens),
+    }
+    if track_steps:  # attended fraction by step index, averaged over batches
+        width = max(len(g.meta["attended_per_step"]) for g in gens)
+        cols = [[g.meta["attended_per_step"][i] for g in gens if i < len(g.meta["attended_per_step"])] for i in range(width)]
+        stats["attended_per_step"] = [sum(c) / len(c) for c in cols]
+    return outs, stats
+
+
+def hf_generate_baseline(model, prompts: list[list[int]], batch: int, max_new_tokens: int, eos_id: int,
+                         pad_id: int) -> dict:
+    """transformers' generate with a static cache, greedy, same prompts and batches (left-padded
+    as generate expects). Timed after one warm-up batch."""
+    device = next(model.parameters()).device
+
+    def one(chunk):
+        T = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), T), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), T), dtype=torch.long)
+        for i, p in enumerate(chunk):
+            ids[i, T - len(p):] = torch.tensor(p)
+            mask[i, T - len(p):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=eos_id, pad_token_id=pad_id, cache_implementation="static")
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        new = out[:, T:].tolist()
+        n = sum((row.index(eos_id) + 1) if eos_id in row else len(row) for row in new)
+        return n, dt
+
+    one(prompts[:batch])  # warm-up (compiles / allocates the static cache)
+    tokens = secs = 0.0
+    for s in range(0, len(prompts), batch):
+        n, dt = one(prompts[s:s + batch])
+        tokens += n
+        secs += dt
+    return {"generated_tokens": int(tokens), "seconds": secs, "tokens_per_second": tokens / secs if secs else 0.0,
+            "note": "includes prefill; static cache; greedy"}
+
+
+def evaluate(args) -> dict:
+    device = pick_device(args.device)
+    attention = check_kernel(device, args.allow_reference)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        ds = load_dataset(args.data)
+    except DataError as e:
+        raise EvalError(str(e), e.hint) from None
+    ckpt = find_checkpoint(Path(args.run), args.checkpoint)
+    log(f"loading {ckpt} on {device} ({dtype}); attention op: {attention}")
+    model, tok, info = load_run(ckpt, device, dtype)
+    records = ds.records(args.split, limit=args.limit)
+    if not records:
+        raise EvalError(f"split {args.split!r} of {args.data} is empty")
+    prompts = [prompt_ids(r, tok) for r in records]
+    longest_ref = max(len(spans.render_record(r, tok.encode, tok.token_id).ids) for r in records)
+    max_new = args.max_new_tokens or max(8, int(1.25 * longest_ref) - min(len(p) for p in prompts))
+    max_len = max(len(p) for p in prompts) + max_new
+    try:
+        engine = Engine(model, batch_size=min(args.batch, len(prompts)), max_len=max_len, special_ids=tok.special_ids,
+                        eos_id=tok.eos_id, cuda_graph=None if not args.no_graph else False)
+    except UnsupportedModelError as e:
+        raise EvalError(str(e)) from None
+    except torch.OutOfMemoryError:
+        raise EvalError(f"batch {args.batch} x {max_len} tokens does not fit in GPU memory",
+                        f"try --batch {max(1, args.batch // 2)}") from None
+
+    result = {
+        "run": str(args.run), "checkpoint": str(ckpt), "data": str(args.data), "split": args.split,
+        "task": ds.task, "records": len(records), "batch": engine.B, "max_new_tokens": max_new,
+        "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "dtype": str(dtype).removeprefix("torch."), "attention": attention,
+        "note": None if attention == "kernel" else
+        "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
+        "modes": {},
+    }
+    for mode in args.modes:
+        log(f"decoding {len(prompts)} prompts, mode={mode}, batch={engine.B}")
+        outs, stats = run_mode(engine, prompts, engine.B, max_new, mode, label=mode, track_steps=True)
+        texts = [response_segments(tok, o) for o in outs]
+        stats["accuracy"] = score_arith(records, texts) if ds.task == "arith" else score_news(records, texts)
+        stats["samples"] = [{"id": r["id"], "generated": tok.decode(o)[:400]} for r, o in zip(records[:3], outs[:3])]
+        result["modes"][mode] = stats
+    if "dense" in result["modes"] and "sparse" in result["modes"]:
+        d, s = result["modes"]["dense"], result["modes"]["sparse"]
+        result["speedup"] = s["tokens_per_second"] / d["tokens_per_second"] if d["tokens_per_second"] else None
+
+    if args.throughput:
+        sweep = []
+        for b in sorted({b for b in args.sweep_batches if b <= len(prompts)}):
+            eng = Engine(model, batch_size=b, max_len=max_len, special_ids=tok.special_ids, eos_id=tok.eos_id,
+                         cuda_graph=None if not args.no_graph else False)
+            row = {"batch": b}
+            for mode in ("dense", "sparse"):
+                _, st = run_mode(eng, prompts[: max(b, min(len(prompts), 2 * b))], b, max_new, mode, label=f"sweep b={b} {mode}")
+                row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95", "attended_fraction")}
+            row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
+            sweep.append(row)
+            del eng
+        result["sweep"] = sweep
+        log("transformers generate (static cache) on the same prompts, for the dense baseline")
+        result["hf_generate"] = hf_generate_baseline(model, prompts, engine.B, max_new, tok.eos_id, tok.pad_id)
+        dense = result["modes"].get("dense")
+        if dense:
+            result["hf_generate"]["engine_dense_ratio"] = dense["tokens_per_second"] / result["hf_generate"]["tokens_per_second"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--checkpoint")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--modes", default="dense,sparse")
+    p.add_argument("--throughput", action="store_true")
+    p.add_argument("--sweep-batches", default="1,8,32,128")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--allow-reference", action="store_true")
+    p.add_argument("--no-graph", action="store_true")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    args.modes = [m for m in args.modes.split(",") if m]
+    args.sweep_batches = [int(b) for b in args.sweep_batches.split(",") if b]
+    try:
+        result = evaluate(args)
+    except EvalError as e:
+        print(json.dumps({"status": "error", "error": {"kind": "eval", "message": str(e), "hint": e.hint}}))
+        sys.exit(2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out / "result.json")
+    result["out"] = str(out)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
