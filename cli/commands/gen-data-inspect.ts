@@ -91,15 +91,17 @@ const resolveRefs = (attend: number[], i: number) => attend.map((r) => (r < 0 ? 
 export function renderRecord(record: DatasetRecord, width = 72): string {
   const meta = Object.entries(record.meta ?? {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`);
   const out = [`${record.id}  (${record.task}${meta.length ? `; ${meta.join(" ")}` : ""})`];
+  const indexWidth = String(record.segments.length - 1).length + 2;
+  const indent = " ".repeat(indexWidth + 12);
   record.segments.forEach((seg, i) => {
     const directive = seg.attend ? `<attend>${seg.attend.map((r) => `<ref${r}>`).join("")}</attend> ` : "";
-    out.push(`  [${i}] ${seg.role.padEnd(8)} ${clip(directive + seg.text, width)}`);
+    out.push(`  ${`[${i}]`.padEnd(indexWidth)} ${seg.role.padEnd(8)} ${clip(directive + seg.text, width)}`);
     if (seg.role === "response") {
-      if (!seg.attend) out.push(`               attends everything (no directive)`);
+      if (!seg.attend) out.push(`${indent}attends everything (no directive)`);
       else {
         const refs = resolveRefs(seg.attend, i);
         const views = refs.map((r) => `[${r}] ${clip(JSON.stringify(record.segments[r]?.text ?? "?"), Math.max(12, Math.floor(width / Math.max(1, refs.length)) - 6))}`);
-        out.push(`               attends [0] + ${views.length ? views.join("  ") : "nothing else"} + itself`);
+        out.push(`${indent}attends [0] + ${views.length ? views.join("  ") : "nothing else"} + itself`);
       }
     }
   });
