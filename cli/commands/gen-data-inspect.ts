@@ -89,7 +89,7 @@ const clip = (text: string, width: number) => (text.length <= width ? text : `${
 const resolveRefs = (attend: number[], i: number) => attend.map((r) => (r < 0 ? i + r : r));
 
 export function renderRecord(record: DatasetRecord, width = 72): string {
-  const meta = Object.entries(record.meta ?? {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`);
+  const meta = Object.entries(record.meta ?? {}).map(([k, v]) => `${k}=${clip(typeof v === "object" ? JSON.stringify(v) : String(v), 40)}`);
   const out = [`${record.id}  (${record.task}${meta.length ? `; ${meta.join(" ")}` : ""})`];
   const indexWidth = String(record.segments.length - 1).length + 2;
   const indent = " ".repeat(indexWidth + 12);
@@ -100,7 +100,7 @@ export function renderRecord(record: DatasetRecord, width = 72): string {
       if (!seg.attend) out.push(`${indent}attends everything (no directive)`);
       else {
         const refs = resolveRefs(seg.attend, i);
-        const views = refs.map((r) => `[${r}] ${clip(JSON.stringify(record.segments[r]?.text ?? "?"), Math.max(12, Math.floor(width / Math.max(1, refs.length)) - 6))}`);
+        const views = refs.map((r) => `[${r}] ${JSON.stringify(clip(record.segments[r]?.text ?? "?", Math.max(10, Math.floor(width / Math.max(1, refs.length)) - 8)))}`);
         out.push(`${indent}attends [0] + ${views.length ? views.join("  ") : "nothing else"} + itself`);
       }
     }
