@@ -2,8 +2,7 @@
  * A whole arithmetic dataset folder: held-out splits first (small, sequential, deduplicated),
  * then train on every core, all streamed through the atomic writer (datasets/writer.ts).
  *
- *   npx tsx -e 'import("./datasets/arith/dataset.ts").then(m => m.generateArithDataset(
- *     m.ArithConfigSchema.parse({ n: 1000 }), { out: "/tmp/arith-tiny", force: true, workers: 1 }))'
+ *   spanattn gen-data arith --n 1000 --out /tmp/arith-tiny     # the CLI front end of this
  */
 import type { Manifest } from "../schema.js";
 import { checkOutput, writeDataset } from "../writer.js";
