@@ -61,8 +61,8 @@ export class SplitGenerator {
     return expr;
   }
 
-  record(expr: Expr, index: number): DatasetRecord {
-    return this.build(expr, recordId(this.config, this.split, index));
+  record(expr: Expr, index: number, canonical?: string): DatasetRecord {
+    return this.build(expr, recordId(this.config, this.split, index), canonical);
   }
 }
 
@@ -88,7 +88,7 @@ export function heldOutSplits(config: ArithConfig): { records: Record<string, Da
       const key = canonicalForm(expr);
       if (taken.has(key)) continue;
       taken.add(key);
-      out.push(gen.record(expr, out.length));
+      out.push(gen.record(expr, out.length, key));
     }
     records[split] = out;
   }
@@ -100,13 +100,15 @@ export function* trainRecords(config: ArithConfig, heldOut: ReadonlySet<string>,
   const gen = new SplitGenerator(config, "train");
   for (let index = start; index < start + count; index++) {
     let expr = gen.expression(index);
-    for (let attempt = 1; heldOut.size > 0 && heldOut.has(canonicalForm(expr)); attempt++) {
+    let key = canonicalForm(expr);
+    for (let attempt = 1; heldOut.has(key); attempt++) {
       if (attempt > 1000) {
         throw new ArithGenerationError(`train record ${index + 1}: every draw is an expression of a held-out split`, ["ops", "operands", "val", "test"]);
       }
       expr = gen.expression(index, attempt);
+      key = canonicalForm(expr);
     }
-    yield gen.record(expr, index);
+    yield gen.record(expr, index, key);
   }
 }
 
