@@ -24,8 +24,8 @@ import { UsageError } from "../cli/lib/errors.js";
  */
 export interface PreparedBatch {
   kind: "prepared";
-  /** The JSON lines, each ending in "\n". */
-  text: string;
+  /** The JSON lines, each ending in "\n", UTF-8 encoded once (a worker can transfer it without a copy). */
+  data: Uint8Array;
   count: number;
   chars: number[];
   responseChars: number[];
@@ -39,7 +39,7 @@ export type RecordSource = Iterable<DatasetRecord | PreparedBatch> | AsyncIterab
 
 /** Validate (unless "none"), serialise and measure records: the writer's per-record work, pure. */
 export function prepareBatch(records: Iterable<DatasetRecord>, split: string, validate: "all" | "none" = "all"): PreparedBatch {
-  const batch: PreparedBatch = { kind: "prepared", text: "", count: 0, chars: [], responseChars: [], segments: [], tokens: [], kept: 0, total: 0 };
+  const batch: PreparedBatch = { kind: "prepared", data: new Uint8Array(0), count: 0, chars: [], responseChars: [], segments: [], tokens: [], kept: 0, total: 0 };
   const lines: string[] = [];
   for (const record of records) {
     if (validate !== "none") {
@@ -65,7 +65,7 @@ export function prepareBatch(records: Iterable<DatasetRecord>, split: string, va
     batch.total += d.total;
     batch.count++;
   }
-  batch.text = lines.length ? lines.join("\n") + "\n" : "";
+  if (lines.length) batch.data = Buffer.from(lines.join("\n") + "\n");
   return batch;
 }
 
@@ -101,12 +101,18 @@ export function checkOutput(out: string, force: boolean | undefined, option = "-
 }
 
 class Summariser {
-  private values: number[] = [];
+  private values = new Float64Array(1024);
+  private n = 0;
   add(v: number) {
-    this.values.push(v);
+    if (this.n === this.values.length) {
+      const grown = new Float64Array(2 * this.n);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.n++] = v;
   }
   summary() {
-    const v = Float64Array.from(this.values).sort();
+    const v = this.values.subarray(0, this.n).sort();
     if (v.length === 0) return { min: 0, median: 0, mean: 0, max: 0 };
     const mid = v.length >> 1;
     const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
@@ -143,9 +149,9 @@ export async function writeDataset(opts: WriteDatasetOptions): Promise<{ out: st
       const tokens = new Summariser();
       for await (const item of source as AsyncIterable<DatasetRecord | PreparedBatch>) {
         const batch = isPrepared(item) ? item : prepareBatch([item], split, opts.validate);
-        hash.update(batch.text);
-        bytes += Buffer.byteLength(batch.text);
-        if (!stream.write(batch.text)) await once(stream, "drain");
+        hash.update(batch.data);
+        bytes += batch.data.byteLength;
+        if (!stream.write(batch.data)) await once(stream, "drain");
         const before = count;
         count += batch.count;
         for (let i = 0; i < batch.count; i++) {

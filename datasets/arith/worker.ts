@@ -23,7 +23,10 @@ const taken = new Set(heldOut);
 
 parentPort!.on("message", (task: WorkerTask) => {
   try {
-    parentPort!.postMessage({ id: task.id, batch: trainBatch(config, taken, task.start, task.count, validation) });
+    const batch = trainBatch(config, taken, task.start, task.count, validation);
+    // Hand the bytes over instead of copying them, when the buffer is the batch's alone.
+    const own = batch.data.byteOffset === 0 && batch.data.byteLength === batch.data.buffer.byteLength;
+    parentPort!.postMessage({ id: task.id, batch }, own ? [batch.data.buffer as ArrayBuffer] : []);
   } catch (e) {
     const err = e as Error;
     const options = e instanceof ArithGenerationError ? e.options : undefined;
