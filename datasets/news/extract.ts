@@ -62,13 +62,14 @@ const BLOCK_TAGS = new Set([
   "li", "dl", "dt", "dd", "blockquote", "pre", "table", "tr", "td", "th", "tbody", "thead", "br", "hr",
   "address", "center", "details", "summary",
 ]);
+const MAX_CLIMB = 12;
 const PARAGRAPH_LIKE = new Set(["p", "pre", "td", "blockquote", "li", "h2", "h3", "h4", "h5", "h6"]);
 
 function isElement(node: AnyNode): node is Element {
   return node.type === "tag" || node.type === "script" || node.type === "style";
 }
 
-/** Text of a subtree, one entry per block element (inline text is joined). */
+/** Text of a subtree, one entry per block element (inline text is joined). Iterative: pages nest deep. */
 export function blockTexts(root: AnyNode): string[] {
   const blocks: string[] = [];
   let current = "";
@@ -77,18 +78,26 @@ export function blockTexts(root: AnyNode): string[] {
     if (text) blocks.push(text);
     current = "";
   };
-  const walk = (node: AnyNode) => {
+  // A block element is visited twice: on entry (flush before) and on exit (flush after).
+  const stack: Array<{ node: AnyNode; exit: boolean }> = [{ node: root, exit: false }];
+  while (stack.length) {
+    const { node, exit } = stack.pop()!;
+    if (exit) {
+      flush();
+      continue;
+    }
     if (node.type === "text") {
       current += (node as unknown as { data: string }).data;
-      return;
+      continue;
     }
-    if (!isElement(node)) return;
+    if (!isElement(node)) continue;
     const block = BLOCK_TAGS.has(node.name);
-    if (block) flush();
-    for (const child of node.children) walk(child);
-    if (block) flush();
-  };
-  walk(root);
+    if (block) {
+      flush();
+      stack.push({ node, exit: true });
+    }
+    for (let i = node.children.length - 1; i >= 0; i--) stack.push({ node: node.children[i], exit: false });
+  }
   flush();
   return blocks;
 }
@@ -214,8 +223,10 @@ function scoreCandidates($: CheerioRoot): Element[] {
   }
   // ...and while it holds much more story prose: stories split into sections around images or
   // pull quotes, whose paragraphs sit too deep to vote for the common ancestor.
+  // At most MAX_CLIMB levels: each level re-measures its subtree, quadratic on freakishly deep pages.
   let prose = proseLength($, container);
-  for (let parent = container.parent; parent && isElement(parent) && parent.name !== "body"; parent = parent.parent) {
+  let level = 0;
+  for (let parent = container.parent; parent && isElement(parent) && parent.name !== "body" && level++ < MAX_CLIMB; parent = parent.parent) {
     const parentProse = proseLength($, parent);
     if (parentProse < prose * 1.3) continue;
     container = parent;

@@ -300,6 +300,44 @@ function findSummary(index: SummaryIndex, id: string, file: string, root: string
   return undefined;
 }
 
+async function readPage(file: string, root: string, summaries: SummaryIndex | null, config: NewsConfig): Promise<NewsDocument | InputProblem> {
+  let bytes: Buffer;
+  try {
+    const tooBig = sizeProblem(file, statSync(file).size, config);
+    if (tooBig) return tooBig;
+    bytes = await readFile(file);
+  } catch (error) {
+    return { where: file, message: `cannot read: ${(error as Error).message}` };
+  }
+  try {
+    const { html, encoding, invalidBytes } = decodeHtml(bytes);
+    const article = extractArticle(html);
+    if (article.paragraphs.length === 0) return { where: file, message: "no article body found in the page" };
+    const id = htmlId(file, root);
+    const summary = summaries ? findSummary(summaries, id, file, root) : undefined;
+    return {
+      id,
+      source: "html",
+      origin: file,
+      paragraphs: article.paragraphs,
+      summary: summary === undefined ? null : Array.isArray(summary) ? { sentences: summary } : { text: summary },
+      meta: {
+        title: article.title,
+        byline: article.byline,
+        date: article.date,
+        lang: article.lang,
+        english: article.english,
+        bodySource: article.bodySource,
+        encoding,
+        ...(invalidBytes ? { invalidBytes } : {}),
+      },
+    };
+  } catch (error) {
+    // e.g. a page nested so deep that walking it overflows the stack
+    return { where: file, message: `cannot extract the page: ${(error as Error).message}` };
+  }
+}
+
 async function readHtmlFiles(
   files: { file: string; root: string }[],
   summaries: SummaryIndex | null,
@@ -311,37 +349,10 @@ async function readHtmlFiles(
   let done = 0;
   const results = await Promise.all(
     files.map(({ file, root }) =>
-      limit(async (): Promise<NewsDocument | InputProblem> => {
-        try {
-          const tooBig = sizeProblem(file, statSync(file).size, config);
-          if (tooBig) return tooBig;
-          const { html, encoding, invalidBytes } = decodeHtml(await readFile(file));
-          const article = extractArticle(html);
-          if (article.paragraphs.length === 0) return { where: file, message: "no article body found in the page" };
-          const id = htmlId(file, root);
-          const summary = summaries ? findSummary(summaries, id, file, root) : undefined;
-          return {
-            id,
-            source: "html",
-            origin: file,
-            paragraphs: article.paragraphs,
-            summary: summary === undefined ? null : Array.isArray(summary) ? { sentences: summary } : { text: summary },
-            meta: {
-              title: article.title,
-              byline: article.byline,
-              date: article.date,
-              lang: article.lang,
-              english: article.english,
-              bodySource: article.bodySource,
-              encoding,
-              ...(invalidBytes ? { invalidBytes } : {}),
-            },
-          };
-        } catch (error) {
-          return { where: file, message: `cannot read: ${(error as Error).message}` };
-        } finally {
-          onFile?.(++done, files.length);
-        }
+      limit(async () => {
+        const result = await readPage(file, root, summaries, config);
+        onFile?.(++done, files.length);
+        return result;
       }),
     ),
   );

@@ -142,3 +142,14 @@ describe("newsConfigSchema", () => {
     expect(readFileSync(join(fixtures, "xsum-5.jsonl"), "utf8")).toContain("Share this with");
   });
 });
+
+describe("readDocuments: pathological pages", () => {
+  it("survives a page nested thousands of levels deep, in reasonable time", async () => {
+    const prose = "<p>Deep paragraph with enough text, commas, and words to count as prose in the scoring.</p>";
+    const path = write("deep/page.html", "<div>".repeat(3000) + prose.repeat(3) + "</div>".repeat(3000));
+    const started = Date.now();
+    const { documents, problems } = await readDocuments(config(path));
+    expect(documents.length + problems.length).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+});

@@ -85,6 +85,12 @@ describe("buildNewsRecord", () => {
     expect(record.meta!.cleaned).toEqual(["share-bar"]);
   });
 
+  it("removes Daily Mail's 'Scroll down for video' wherever it sits", () => {
+    const { record } = buildNewsRecord(doc(["The star arrived. Scroll down for video She waved to fans."], { sentences: ["She waved."] }), config());
+    expect(record.segments.filter((s) => s.role === "prompt").map((s) => s.text)).toEqual(["[1] The star arrived.", "[2] She waved to fans."]);
+    expect(record.meta!.cleaned).toEqual(["scroll-down-for-video"]);
+  });
+
   it("refuses an article or a summary with no sentences", () => {
     expect(() => buildNewsRecord(doc([" ... "], { sentences: ["x."] }), config())).toThrow(DocumentProblem);
     expect(() => buildNewsRecord(doc(["Fine."], { text: " -- " }), config())).toThrow(DocumentProblem);
