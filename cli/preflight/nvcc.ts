@@ -1,7 +1,8 @@
-/** Finding nvcc and the GPU (if any) without Python: PATH, CUDA_HOME, /usr/local/cuda. */
+/** Finding nvcc and the GPU (if any) without Python: PATH, CUDA_HOME, CUDA_PATH, /usr/local/cuda. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
+import { EnvironmentError } from "../lib/errors.js";
 
 export interface Nvcc {
   path: string;
@@ -16,8 +17,8 @@ export function nvccCandidates(): string[] {
   return out;
 }
 
-export async function findNvcc(): Promise<Nvcc | null> {
-  for (const candidate of nvccCandidates()) {
+export async function findNvcc(candidates: string[] = nvccCandidates()): Promise<Nvcc | null> {
+  for (const candidate of candidates) {
     if (candidate !== "nvcc" && !existsSync(candidate)) continue;
     const r = await execa(candidate, ["--version"], { reject: false, timeout: 30_000 });
     if (r.exitCode === 0) {
@@ -26,6 +27,18 @@ export async function findNvcc(): Promise<Nvcc | null> {
     }
   }
   return null;
+}
+
+/** nvcc or an EnvironmentError that says where it looked and how to fix it. */
+export async function requireNvcc(candidates: string[] = nvccCandidates()): Promise<Nvcc> {
+  const nvcc = await findNvcc(candidates);
+  if (nvcc) return nvcc;
+  throw new EnvironmentError(
+    "nvcc (the CUDA compiler) was not found",
+    "install the CUDA toolkit (12.4 or newer; 13.0 is tested) or set CUDA_HOME to its folder",
+    1,
+    [`looked for: ${candidates.join(", ")}`],
+  );
 }
 
 export interface Gpu {
