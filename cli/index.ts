@@ -7,6 +7,7 @@ import { buildKernelCommand } from "./commands/build-kernel.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { evalRunCommand } from "./commands/eval.js";
 import { genDataCommand } from "./commands/gen-data.js";
+import { quickstartCommand } from "./commands/quickstart.js";
 import { setupCommand } from "./commands/setup.js";
 import { trainCommand } from "./commands/train.js";
 import { runCleanups } from "./lib/cleanup.js";
@@ -18,13 +19,14 @@ export function buildProgram(): Command {
     .description("self-selected attention spans: train models that declare the context they need, decode reading only that")
     .version(packageVersion())
     .showSuggestionAfterError(true)
+    .addCommand(quickstartCommand())
     .addCommand(setupCommand())
     .addCommand(doctorCommand())
     .addCommand(genDataCommand())
     .addCommand(trainCommand())
     .addCommand(buildKernelCommand())
     .addCommand(evalRunCommand())
-    .addHelpText("after", "\nQuick start:\n  $ spanattn setup && spanattn doctor\n\nRun `spanattn <command> --help` for a command's options and examples.\n");
+    .addHelpText("after", "\nQuick start:\n  $ spanattn setup && spanattn quickstart\n\nRun `spanattn <command> --help` for a command's options and examples.\n");
   const configure = (cmd: Command) => {
     cmd.exitOverride();
     for (const sub of cmd.commands) configure(sub);
@@ -39,6 +41,11 @@ let signalsInstalled = false;
 function installSignalHandlers(): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
+  // `spanattn ... | head` closes our stdout early: that is not an error.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     process.on(sig, () => {
       // A running Python child has its own forwarding handler (cli/lib/python.ts).
