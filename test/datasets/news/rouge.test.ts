@@ -7,6 +7,7 @@ interface ReferenceCase {
   candidate: string;
   reference: string;
   expected: RougeScores;
+  expectedStemmed: RougeScores;
 }
 const fixture = JSON.parse(
   readFileSync(new URL("../../fixtures/news/rouge-reference.json", import.meta.url), "utf8"),
@@ -29,11 +30,20 @@ describe("rouge", () => {
   });
 
   it.each(fixture.cases.map((c) => [c.source, c] as const))("matches torchmetrics on %s", (_source, c) => {
-    const scores = rouge(c.candidate, c.reference);
-    for (const key of ["rouge1", "rouge2", "rougeL", "rougeLsum"] as const) {
-      for (const stat of ["precision", "recall", "f"] as const) {
-        expect(Math.abs(scores[key][stat] - c.expected[key][stat]), `${key}.${stat}`).toBeLessThan(1e-6);
+    for (const [stem, expected] of [[false, c.expected], [true, c.expectedStemmed]] as const) {
+      const scores = rouge(c.candidate, c.reference, { stem });
+      for (const key of ["rouge1", "rouge2", "rougeL", "rougeLsum"] as const) {
+        for (const stat of ["precision", "recall", "f"] as const) {
+          expect(Math.abs(scores[key][stat] - expected[key][stat]), `stem=${stem} ${key}.${stat}`).toBeLessThan(1e-6);
+        }
       }
     }
+  });
+
+  it("stemming changes scores where it should", () => {
+    const plain = rouge("hospitals relating", "hospital relates").rouge1.f;
+    const stemmed = rouge("hospitals relating", "hospital relates", { stem: true }).rouge1.f;
+    expect(plain).toBe(0);
+    expect(stemmed).toBe(1);
   });
 });
