@@ -10,7 +10,14 @@ const MiB = 1024 * 1024;
 /** The config's fields; `newsConfigSchema` adds the cross-field check. */
 export const newsConfigObject = z
   .object({
-    input: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe("JSONL/HTML file, folder or glob"),
+    input: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+        error: (issue) =>
+          issue.input === undefined
+            ? "required: a JSONL or HTML file, a folder of pages, or a glob (--input)"
+            : "expected a path (or a list of paths) to JSONL or HTML input",
+      })
+      .describe("JSONL/HTML file, folder or glob"),
     summaries: z.string().min(1).optional().describe("JSONL of reference summaries for HTML pages, keyed by file name"),
     format: z.enum(["auto", "cnndm", "xsum", "html"]).default("auto"),
     fields: z

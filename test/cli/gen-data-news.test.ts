@@ -116,6 +116,8 @@ describe("gen-data news", () => {
     const failure = await genDataNewsCommand().exitOverride().parseAsync(["--input", "x.jsonl", "--align-max", "8", "--json"], { from: "user" }).catch((e) => e);
     expect(failure.message).toBe("invalid options (from flags)");
     expect(failure.details).toEqual(["- align.maxSentences: maxSentences + attendPrevious must fit 8 refs per directive (got 9)"]);
+    const missing = await genDataNewsCommand().exitOverride().parseAsync(["--json"], { from: "user" }).catch((e) => e);
+    expect(missing.details).toEqual(["- input: required: a JSONL or HTML file, a folder of pages, or a glob (--input)"]);
   });
 
   it.each(["news-cnndm.yaml", "news-xsum.yaml"])("configs/data/%s is valid and opens with the command that uses it", (file) => {
