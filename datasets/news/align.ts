@@ -8,8 +8,10 @@
  * optional neighbour window and the previous summary sentence (`-1`), within the grammar's cap on
  * refs per directive.
  *
- *   alignSummary(["Obama spoke.", "He left early."], ["Obama left early."], { maxSentences: 2 })
- *   // => [{ sentences: [1, 2], ... }]   (1-based article sentence numbers)
+ *   const article = ["Obama visited Kenya on Friday.", "The weather was fine.", "He met the president of Kenya."];
+ *   alignSummary(article, ["Obama visited Kenya and met the president.", "The weather was fine."],
+ *                { maxSentences: 3, neighbourWindow: 0, attendPrevious: true, maxRefs: 8 })
+ *   // => [{ sentences: [1, 3], attend: [1, 3], score: 0.6, … }, { sentences: [2], attend: [2, -1], score: 1, … }]
  */
 import { rougeN, rougeTokens } from "./rouge.js";
 
