@@ -8,7 +8,8 @@
  * European languages. The declared language decides only for very short text (under 20 words
  * and under 40 letters).
  *
- *   classifyLanguage("The cat sat on the mat and it was happy.", null)  // { english: true, … }
+ *   classifyLanguage("The council said on Monday that it would vote on the plan after the summer, and that the mayor had agreed.", null)
+ *   // => { english: true, functionWordShare: 0.667, … }
  */
 const ENGLISH = new Set(
   (
