@@ -66,6 +66,7 @@ const TrainSectionSchema = z
     loss_on: z.enum(["response", "all"]),
     precision: z.enum(["auto", "bf16", "fp32"]),
     device: z.enum(["auto", "cpu", "cuda"]),
+    cpu_threads: int(),
     long_records: z.enum(["error", "skip"]),
     peak_tflops: num().positive().nullable(),
   })

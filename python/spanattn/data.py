@@ -7,6 +7,9 @@ schema.ts). The first bad line is named ``file:line``. The manifest's grammar bl
 equal python/spanattn/grammar.json: a dataset written for other token spellings or caps is
 refused before any training starts.
 
+A split may be stored gzipped (``train.jsonl.gz`` beside the manifest that names
+``train.jsonl``; the hash is of the uncompressed bytes), to ship a dataset to another machine.
+
 ``jsonschema`` validates when it is importable; otherwise a small built-in validator of the
 JSON Schema subset the exported files use runs instead (the GPU image has no jsonschema).
 Both are checked to agree in test/python/test_data.py.
@@ -16,6 +19,7 @@ Both are checked to agree in test/python/test_data.py.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -188,13 +192,21 @@ def record_problems(record, use_jsonschema: bool = True) -> list[str]:
     return check_grammar(record)
 
 
+def _open_split(path: Path, mode: str = "r"):
+    """The split file, or its gzipped copy ``<file>.gz``."""
+    if path.exists():
+        return path.open(mode, **({"encoding": "utf-8"} if mode == "r" else {}))
+    gz = path.with_name(path.name + ".gz")
+    if gz.exists():
+        return gzip.open(gz, "rt" if mode == "r" else "rb", **({"encoding": "utf-8"} if mode == "r" else {}))
+    raise DataError(f"dataset file not found: {path}")
+
+
 def read_jsonl(path: Path, limit: int | None = None, use_jsonschema: bool = True) -> list[dict]:
     """Every record of one split file, validated; raises DataError at the first bad line."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"dataset file not found: {path}")
     records: list[dict] = []
-    with path.open("r", encoding="utf-8") as f:
+    with _open_split(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -274,10 +286,10 @@ def load_dataset(path: str | Path, verify_hashes: bool = True) -> Dataset:
     if verify_hashes:
         for split, info in manifest["splits"].items():
             fpath = root / info["file"]
-            if not fpath.exists():
+            if not fpath.exists() and not fpath.with_name(fpath.name + ".gz").exists():
                 raise DataError(f"{mpath}: split {split!r} names {info['file']}, which is missing")
             h = hashlib.sha256()
-            with fpath.open("rb") as f:
+            with _open_split(fpath, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
             if h.hexdigest() != info["sha256"]:

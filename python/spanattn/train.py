@@ -46,7 +46,7 @@ class TrainError(Exception):
 # --- process group, output ---------------------------------------------------------------
 
 class Dist:
-    def __init__(self, device_choice: str):
+    def __init__(self, device_choice: str, cpu_threads: int = 0):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -57,7 +57,8 @@ class Dist:
         if cuda:
             torch.cuda.set_device(self.device)
         else:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", self.world))))
+            share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+            torch.set_num_threads(cpu_threads or max(1, share))
         if self.world > 1:
             torch.distributed.init_process_group("nccl" if cuda else "gloo")
 
@@ -213,14 +214,15 @@ def validate(model, cfg: TrainConfig, tok, val_encoded, val_records, task, impl,
     result: dict = {}
     if val_encoded:
         model.eval()
-        plan = batches.EpochPlan(np.array([len(e) for e in val_encoded]), cfg.train.seq_len, cfg.train.packing,
-                                 cfg.seed, min(cfg.train.micro_batch_size, len(val_encoded)))
-        steps = min(cfg.val.loss_batches, plan.steps_in_epoch(0))
+        lengths = np.array([len(e) for e in val_encoded])
+        order = np.arange(len(val_encoded))
+        rows = batches.pack(lengths, order, cfg.train.seq_len) if cfg.train.packing else [[i] for i in order.tolist()]
+        mb = cfg.train.micro_batch_size
+        groups = [rows[k:k + mb] for k in range(0, len(rows), mb)][: cfg.val.loss_batches]
         for mode in ("sparse", "dense"):
             total, count = 0.0, 0
-            for s in range(steps):
-                rows = plan.step_rows(s)
-                b = batches.collate(val_encoded, rows, tok.pad_id, cfg.train.seq_len if cfg.train.packing else None).to(device)
+            for group in groups:
+                b = batches.collate(val_encoded, group, tok.pad_id, cfg.train.seq_len if cfg.train.packing else None).to(device)
                 total += micro_loss(model, b, mode == "sparse", impl, dtype, autocast_dtype, device).item()
                 count += b.n_targets
             result[f"val_loss_{mode}"] = total / max(1, count)
@@ -243,7 +245,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stderr is for our log lines
-    dist = Dist(cfg.train.device)
+    dist = Dist(cfg.train.device, cfg.train.cpu_threads)
     device = dist.device
     out = Output(run_dir, dist.main)
     try:

@@ -62,6 +62,7 @@ class TrainSection:
     loss_on: str = "response"  # response (incl. directives) | all
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda
+    cpu_threads: int = 0  # torch threads per process on CPU; 0: the cores divided among processes
     long_records: str = "error"  # a record longer than seq_len: error | skip
     peak_tflops: float | None = None  # for MFU when the GPU is not in the built-in table
 

@@ -132,3 +132,14 @@ def test_check_grammar_rules():
     bad["segments"][2]["attend"] = [-9]
     assert data.check_grammar(bad) == ["segments.2.attend: relative ref -9 is beyond -8",
                                        "segments.3.role: prompt segments must come before responses"]
+
+
+def test_gzipped_split_reads_and_verifies(tmp_path, splits):
+    import gzip
+
+    root = fx.write_dataset(tmp_path / "ds", splits)
+    raw = (root / "train.jsonl").read_bytes()
+    (root / "train.jsonl.gz").write_bytes(gzip.compress(raw))
+    (root / "train.jsonl").unlink()
+    ds = data.load_dataset(root)
+    assert [r["id"] for r in ds.records("train")] == [r["id"] for r in splits["train"]]

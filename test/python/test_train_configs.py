@@ -1,0 +1,41 @@
+"""Every shipped training and model config validates, and opens with the command that uses it."""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from spanattn import model as models
+from spanattn.train_config import TrainConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_CONFIGS = sorted((ROOT / "configs/train").glob("*.yaml"))
+MODEL_CONFIGS = sorted((ROOT / "configs/model").glob("*.yaml"))
+
+
+def test_configs_exist():
+    names = {p.stem for p in TRAIN_CONFIGS}
+    assert {"arith-tiny", "arith-small", "news-small", "lora-example"} <= names
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_train_config_validates(path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# spanattn train --config configs/train/" + path.name), first
+    raw = yaml.safe_load(path.read_text())
+    if raw.get("lora", {}).get("enabled") and not raw.get("model", {}).get("path"):
+        raw.setdefault("model", {})["path"] = "path/to/hf-causal-lm"  # given with --model
+    cfg = load_config({"data": "datasets/x", **raw})
+    assert isinstance(cfg, TrainConfig)
+    if not cfg.model.path:
+        spec = models.load_model_spec(cfg.model.config)
+        assert spec.get("max_position_embeddings", 2048) >= cfg.train.seq_len
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.name)
+def test_model_config_validates(path):
+    assert path.read_text().startswith("# spanattn train --config configs/train/")
+    spec = models.load_model_spec(path)
+    with torch.device("meta"):  # shapes only: no time spent initialising weights
+        model = models.build_default_model(spec, vocab_size=256)
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA
