@@ -50,7 +50,7 @@ export class DocumentProblem extends Error {}
 const round = (value: number) => Math.round(value * 1e4) / 1e4;
 
 function articleSentences(document: NewsDocument, cleaned: string[]): string[] {
-  const lang = document.meta.lang && document.meta.english ? document.meta.lang : "en";
+  const lang = document.meta.lang ?? "en";
   const paragraphs = document.paragraphs.map((paragraph) => {
     let text = paragraph;
     for (const [name, pattern] of BOILERPLATE) {

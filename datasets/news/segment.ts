@@ -44,7 +44,12 @@ const segmenters = new Map<string, Intl.Segmenter>();
 function icuSegmenter(lang: string): Intl.Segmenter {
   let segmenter = segmenters.get(lang);
   if (!segmenter) {
-    segmenter = new Intl.Segmenter(lang, { granularity: "sentence" });
+    try {
+      segmenter = new Intl.Segmenter(lang, { granularity: "sentence" });
+    } catch {
+      // A page's lang attribute can be anything ("utf-8", "x"); ICU's root rules still apply.
+      segmenter = new Intl.Segmenter("en", { granularity: "sentence" });
+    }
     segmenters.set(lang, segmenter);
   }
   return segmenter;

@@ -26,6 +26,11 @@ describe("splitSentences", () => {
     expect(splitSentences("")).toEqual([]);
   });
 
+  it("accepts any lang tag a page declares", () => {
+    expect(splitSentences("Das ist gut. Wir gehen.", "de")).toEqual(["Das ist gut.", "Wir gehen."]);
+    expect(splitSentences("One. Two.", "not a locale!")).toEqual(["One.", "Two."]);
+  });
+
   it("keeps lowercase (XSum-style) summaries whole", () => {
     expect(splitSentences("school lunches can tempt fussy eaters to try new foods, a survey for the school food trust has suggested.")).toHaveLength(1);
   });
