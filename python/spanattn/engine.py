@@ -224,7 +224,11 @@ class Engine:
             for i, p in enumerate(prompts[r0:r1]):
                 ids[i, : len(p)] = torch.tensor(p)
                 mask[i, : len(p)] = 1
-            out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=True)
+            # equal lengths: no padding mask, so SDPA takes its causal fast path (a 4-D mask
+            # at 32K tokens would not fit in memory)
+            ragged = bool((mask == 0).any())
+            out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device) if ragged else None,
+                       use_cache=True)
             for i, layer in enumerate(out.past_key_values.layers):
                 self.k_cache[i][r0:r1, :, :T].copy_(layer.keys.to(self.dtype))
                 self.v_cache[i][r0:r1, :, :T].copy_(layer.values.to(self.dtype))
