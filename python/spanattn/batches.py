@@ -198,6 +198,12 @@ class Batch:
     n_targets: int
     attended_pairs: int  # causal (query, key) pairs inside records: for attention FLOPs
 
+    def pin(self) -> "Batch":
+        m = self.meta
+        return Batch(self.input_ids.pin_memory(), self.targets.pin_memory(), self.position_ids.pin_memory(),
+                     masks.MaskMeta(m.doc.pin_memory(), m.seg.pin_memory(), m.sparse.pin_memory(), m.allowed.pin_memory()),
+                     self.n_tokens, self.n_targets, self.attended_pairs)
+
     def to(self, device) -> "Batch":
         nb = device.type == "cuda"
         return Batch(self.input_ids.to(device, non_blocking=nb), self.targets.to(device, non_blocking=nb),
@@ -228,3 +234,47 @@ def collate(encoded: list[Encoded], rows: list[list[int]], pad_id: int, T: int |
     meta = masks.stack_rows([[encoded[i].meta for i in row] for row in rows], T)
     return Batch(torch.from_numpy(ids), torch.from_numpy(tgt), torch.from_numpy(pos), meta,
                  n_tokens=int(sum(lens)), n_targets=int((tgt != IGNORE).sum()), attended_pairs=pairs)
+
+
+class Prefetcher:
+    """Builds the next steps' batches in a background thread while the GPU runs this one.
+
+    ``make(step)`` must be a pure function of the step (it is: the plan is fixed by the
+    seed), so prefetching changes nothing but timing."""
+
+    def __init__(self, make, start: int, stop: int, depth: int = 2):
+        import queue
+        import threading
+
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+
+        def work():
+            for step in range(start, stop):
+                if self._stop.is_set():
+                    return
+                try:
+                    item = (step, make(step), None)
+                except BaseException as e:  # surfaced on the consumer side
+                    item = (step, None, e)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if item[2] is not None:
+                    return
+
+        self._thread = threading.Thread(target=work, name="spanattn-prefetch", daemon=True)
+        self._thread.start()
+
+    def get(self, step: int):
+        got, value, error = self._queue.get()
+        if error is not None:
+            raise error
+        assert got == step, f"internal: prefetched step {got}, wanted {step}"
+        return value
+
+    def close(self) -> None:
+        self._stop.set()

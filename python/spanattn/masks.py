@@ -109,15 +109,14 @@ class RecordMeta:
 
 def record_meta_from_parse(parse: spans.SpanParse, K: int) -> RecordMeta:
     """The reference: metadata straight from the grammar's parser."""
-    L = parse.length
-    allowed = np.full((L, K), UNUSED, dtype=np.int16)
-    for t in range(L):
-        if parse.sparse[t]:
-            s = parse.segment_ids[t]
-            row = [0, s, *(r for r in parse.refs[s] if r not in (0, s))]
-            allowed[t, : len(row)] = row
-    return RecordMeta(seg=np.asarray(parse.segment_ids, dtype=np.int32), sparse=np.asarray(parse.sparse, dtype=bool),
-                      allowed=allowed)
+    seg = np.asarray(parse.segment_ids, dtype=np.int32)
+    sparse = np.asarray(parse.sparse, dtype=bool)
+    table = np.full((len(parse.segment_starts), K), UNUSED, dtype=np.int16)  # what each segment's sparse tokens read
+    for s, refs in enumerate(parse.refs):
+        row = [0, s, *(r for r in refs if r not in (0, s))]
+        table[s, : len(row)] = row
+    allowed = np.where(sparse[:, None], table[seg] if len(seg) else table[:0], UNUSED).astype(np.int16)
+    return RecordMeta(seg=seg, sparse=sparse, allowed=allowed)
 
 
 def stack_rows(rows: list[list[RecordMeta]], T: int) -> MaskMeta:

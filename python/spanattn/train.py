@@ -349,77 +349,91 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     step = start_step
     status, message = "ok", None
     model.train()
-    while step < t.max_steps:
-        t0 = time.time()
-        sparse = step_is_sparse(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        rows = plan.step_rows(step)
-        step_targets = sum(encoded_targets(train_enc, r) for r in rows)
-        loss_sum, n_tok, pairs = 0.0, 0, 0
-        try:
-            for m in range(t.grad_accum):
-                first = (m * dist.world + dist.rank) * t.micro_batch_size
-                b = batches.collate(train_enc, rows[first:first + t.micro_batch_size], tok.pad_id,
-                                    t.seq_len if t.packing else None).to(device)
-                sync = nullcontext() if (dist.world == 1 or m == t.grad_accum - 1) else fwd_model.no_sync()
-                with sync:
-                    loss = micro_loss(fwd_model, b, sparse, impl, dtype, autocast_dtype, device)
-                    (loss * dist.world / step_targets).backward()
-                loss_sum += loss.item()
-                n_tok += b.n_tokens
-                pairs += b.attended_pairs
-            grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), t.grad_clip).item()
-        except torch.OutOfMemoryError:
+    def step_batches(s: int):
+        """(targets in the global batch, tokens, causal pairs, this rank's micro-batches) of step s."""
+        rows = plan.step_rows(s)
+        lengths = [sum(len(train_enc[i]) for i in r) for r in rows]
+        pairs = sum(len(train_enc[i]) * (len(train_enc[i]) + 1) // 2 for r in rows for i in r)
+        micro = []
+        for m in range(t.grad_accum):
+            first = (m * dist.world + dist.rank) * t.micro_batch_size
+            b = batches.collate(train_enc, rows[first:first + t.micro_batch_size], tok.pad_id, t.seq_len if t.packing else None)
+            micro.append(b.pin() if device.type == "cuda" else b)
+        return sum(encoded_targets(train_enc, r) for r in rows), sum(lengths), pairs, micro
+
+    prefetch = batches.Prefetcher(step_batches, start_step, t.max_steps)
+    t_prev = time.time()
+    try:
+        while step < t.max_steps:
+            sparse = step_is_sparse(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, cfg)
+            step_targets, n_tok, pairs, micro = prefetch.get(step)
+            loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+            try:
+                for m, b in enumerate(micro):
+                    b = b.to(device)
+                    sync = nullcontext() if (dist.world == 1 or m == len(micro) - 1) else fwd_model.no_sync()
+                    with sync:
+                        loss = micro_loss(fwd_model, b, sparse, impl, dtype, autocast_dtype, device)
+                        (loss * dist.world / step_targets).backward()
+                    loss_acc += loss.detach()
+                grad_norm_t = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), t.grad_clip)
+            except torch.OutOfMemoryError:
+                optimizer.zero_grad(set_to_none=True)
+                mb = t.micro_batch_size
+                raise TrainError(f"out of GPU memory at step {step + 1} with train.micro_batch_size {mb}",
+                                 f"try --set train.micro_batch_size={max(1, mb // 2)} --set train.grad_accum={t.grad_accum * 2} "
+                                 "(same global batch)" if mb > 1 else "use a smaller model or train.seq_len", kind="oom") from None
+            if dist.world > 1:
+                torch.distributed.all_reduce(loss_acc)
+            loss_sum, grad_norm = torch.stack([loss_acc, grad_norm_t.to(device, torch.float64)]).tolist()  # one sync a step
+            step_loss = loss_sum / step_targets
+            if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
+                optimizer.zero_grad(set_to_none=True)
+                found = checkpoint.latest_checkpoint(run_dir)
+                status = "nan"
+                what = f"loss became {step_loss}" if not math.isfinite(step_loss) else f"gradient norm became {grad_norm}"
+                message = (f"{what} at step {step + 1}; stopped without saving. Last good checkpoint: "
+                           f"{found[1] if found else 'none (no checkpoint was written yet)'}")
+                out.log(f"error: {message}")
+                break
+            optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            mb = t.micro_batch_size
-            raise TrainError(f"out of GPU memory at step {step + 1} with train.micro_batch_size {mb}",
-                             f"try --set train.micro_batch_size={max(1, mb // 2)} --set train.grad_accum={t.grad_accum * 2} "
-                             "(same global batch)" if mb > 1 else "use a smaller model or train.seq_len", kind="oom") from None
-        loss_sum, n_tok, pairs = dist.all_sum([loss_sum, float(n_tok), float(pairs)])
-        step_loss = loss_sum / step_targets
-        if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
-            optimizer.zero_grad(set_to_none=True)
-            found = checkpoint.latest_checkpoint(run_dir)
-            status = "nan"
-            message = (f"loss became {step_loss if not math.isfinite(step_loss) else 'finite but the gradient norm ' + str(grad_norm)} "
-                       f"at step {step + 1}; stopped without saving. Last good checkpoint: "
-                       f"{found[1] if found else 'none (no checkpoint was written yet)'}")
-            out.log(f"error: {message}")
-            break
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.time() - t0
-        step += 1
-        train_s += dt
-        tokens_seen += int(n_tok)
-        last_loss = step_loss
-        flops = models.training_flops(model_config, n_params, int(n_tok), int(pairs)) if model_config is not None else 0.0
-        window = {"t": window["t"] + dt, "tokens": window["tokens"] + n_tok, "flops": window["flops"] + flops,
-                  "steps": window["steps"] + 1}
-        if step % cfg.log.every == 0 or step == t.max_steps or step == start_step + 1:
-            tps = window["tokens"] / max(window["t"], 1e-9)
-            mfu = window["flops"] / max(window["t"], 1e-9) / peak / dist.world if peak else None
-            eta = (t.max_steps - step) * window["t"] / window["steps"]
-            lr = learning_rate(step - 1, cfg)
-            out.metric(step=step, loss=step_loss, lr=lr, grad_norm=grad_norm, mask="sparse" if sparse else "dense",
-                       tokens=tokens_seen, tokens_per_s=tps, mfu=mfu, train_s=train_s)
-            out.event("step", step=step, total=t.max_steps, loss=step_loss, lr=lr, tokens_per_s=tps, mfu=mfu, eta_s=eta)
-            out.log(f"step {step}/{t.max_steps}  loss {step_loss:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s"
-                    + (f"  mfu {100 * mfu:.1f}%" if mfu is not None else "") + f"  eta {eta:.0f}s")
-            window = {"t": 0.0, "tokens": 0, "flops": 0.0, "steps": 0}
-        if cfg.val.every and step % cfg.val.every == 0 and step < t.max_steps:
-            if dist.main:
-                last_val = validate(raw_model, cfg, tok, val_enc, val_records, task, impl, dtype, autocast_dtype, device,
-                                    max_new_tokens)
-                report_val(out, step, last_val)
-            dist.barrier()
-        if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < t.max_steps:
-            if dist.main:
-                save(step)
-            dist.barrier()
+            now = time.time()
+            dt, t_prev = now - t_prev, now
+            step += 1
+            train_s += dt
+            tokens_seen += int(n_tok)
+            last_loss = step_loss
+            flops = models.training_flops(model_config, n_params, int(n_tok), int(pairs)) if model_config is not None else 0.0
+            window = {"t": window["t"] + dt, "tokens": window["tokens"] + n_tok, "flops": window["flops"] + flops,
+                      "steps": window["steps"] + 1}
+            if step % cfg.log.every == 0 or step == t.max_steps or step == start_step + 1:
+                tps = window["tokens"] / max(window["t"], 1e-9)
+                mfu = window["flops"] / max(window["t"], 1e-9) / peak / dist.world if peak else None
+                eta = (t.max_steps - step) * window["t"] / window["steps"]
+                lr = learning_rate(step - 1, cfg)
+                out.metric(step=step, loss=step_loss, lr=lr, grad_norm=grad_norm, mask="sparse" if sparse else "dense",
+                           tokens=tokens_seen, tokens_per_s=tps, mfu=mfu, train_s=train_s)
+                out.event("step", step=step, total=t.max_steps, loss=step_loss, lr=lr, tokens_per_s=tps, mfu=mfu, eta_s=eta)
+                out.log(f"step {step}/{t.max_steps}  loss {step_loss:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s"
+                        + (f"  mfu {100 * mfu:.1f}%" if mfu is not None else "") + f"  eta {eta:.0f}s")
+                window = {"t": 0.0, "tokens": 0, "flops": 0.0, "steps": 0}
+            if cfg.val.every and step % cfg.val.every == 0 and step < t.max_steps:
+                if dist.main:
+                    last_val = validate(raw_model, cfg, tok, val_enc, val_records, task, impl, dtype, autocast_dtype, device,
+                                        max_new_tokens)
+                    report_val(out, step, last_val)
+                dist.barrier()
+                t_prev = time.time()
+            if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < t.max_steps:
+                if dist.main:
+                    save(step)
+                dist.barrier()
+                t_prev = time.time()
+    finally:
+        prefetch.close()
 
     final_ckpt = None
     test: dict = {}
