@@ -6,7 +6,8 @@
  * No expression appears in two splits: the held-out splits (test-ood, test, val) are made
  * first, sequentially, each skipping canonical forms already taken; a train record whose
  * expression is held out is redrawn from the next stream of its index. Within train,
- * repeats are allowed (with 2-operation expressions there are only a few thousand).
+ * repeats are allowed (over operands 0-9 and + - *, there are only ~18,000 two-operation
+ * expressions).
  */
 import seedrandom from "seedrandom";
 import { type DatasetRecord, ValidRecordSchema, checkGrammar } from "../schema.js";
