@@ -127,20 +127,42 @@ function removeBoilerplate($: CheerioRoot): void {
   });
 }
 
-function textLength($: CheerioRoot, element: Element): number {
-  return collapse($(element).text()).length;
-}
+/**
+ * Text and link-text lengths per element, memoised: scoring asks for the same subtrees many times
+ * (every ancestor level re-reads its paragraphs). Valid while the tree is not changed, so each
+ * phase that mutates the tree takes a fresh one.
+ */
+class TextMeasure {
+  private readonly lengths = new Map<Element, number>();
+  private readonly densities = new Map<Element, number>();
+  constructor(private readonly $: CheerioRoot) {}
 
-function linkDensity($: CheerioRoot, element: Element): number {
-  const length = textLength($, element);
-  if (length === 0) return 0;
-  let linked = 0;
-  $(element)
-    .find("a")
-    .each((_, a) => {
-      linked += collapse($(a).text()).length;
-    });
-  return linked / length;
+  length(element: Element): number {
+    let length = this.lengths.get(element);
+    if (length === undefined) {
+      length = collapse(this.$(element).text()).length;
+      this.lengths.set(element, length);
+    }
+    return length;
+  }
+
+  linkDensity(element: Element): number {
+    let density = this.densities.get(element);
+    if (density === undefined) {
+      const length = this.length(element);
+      let linked = 0;
+      if (length > 0) {
+        this.$(element)
+          .find("a")
+          .each((_, a) => {
+            if (isElement(a)) linked += this.length(a);
+          });
+      }
+      density = length > 0 ? linked / length : 0;
+      this.densities.set(element, density);
+    }
+    return density;
+  }
 }
 
 function classWeight(element: Element): number {
@@ -210,8 +232,9 @@ function scoreCandidates($: CheerioRoot): Element[] {
       ancestor = ancestor.parent;
     }
   });
+  const measure = new TextMeasure($);
   const ranked = [...scores]
-    .map(([element, score]) => ({ element, score: score * (1 - linkDensity($, element)) }))
+    .map(([element, score]) => ({ element, score: score * (1 - measure.linkDensity(element)) }))
     .sort((x, y) => y.score - x.score);
   if (ranked.length === 0) return [];
   let container = ranked[0].element;
@@ -224,28 +247,28 @@ function scoreCandidates($: CheerioRoot): Element[] {
   // ...and while it holds much more story prose: stories split into sections around images or
   // pull quotes, whose paragraphs sit too deep to vote for the common ancestor.
   // At most MAX_CLIMB levels: each level re-measures its subtree, quadratic on freakishly deep pages.
-  let prose = proseLength($, container);
+  let prose = proseLength($, measure, container);
   let level = 0;
   for (let parent = container.parent; parent && isElement(parent) && parent.name !== "body" && level++ < MAX_CLIMB; parent = parent.parent) {
-    const parentProse = proseLength($, parent);
+    const parentProse = proseLength($, measure, parent);
     if (parentProse < prose * 1.3) continue;
     container = parent;
     prose = parentProse;
   }
-  return [...splitStoryParts($, container)].sort(documentOrder);
+  return [...splitStoryParts($, measure, container)].sort(documentOrder);
 }
 
 /**
  * The other parts of a story split into numbered blocks ("story-body-1", "story-body-2" around an
  * ad slot): elements sharing the container's content-like class, outside it, holding prose.
  */
-function splitStoryParts($: CheerioRoot, container: Element): Set<Element> {
+function splitStoryParts($: CheerioRoot, measure: TextMeasure, container: Element): Set<Element> {
   const parts = new Set<Element>([container]);
   const shared = (container.attribs.class ?? "").split(/\s+/).filter((name) => /^[A-Za-z_][\w-]*$/.test(name) && POSITIVE.test(name));
   for (const name of shared) {
     $(`${container.name}.${name}`).each((_, element) => {
       if (!isElement(element) || element === container || contains(container, element) || contains(element, container)) return;
-      if (proseLength($, element) >= 200) parts.add(element);
+      if (proseLength($, measure, element) >= 200) parts.add(element);
     });
   }
   return parts;
@@ -269,26 +292,28 @@ function documentOrder(a: Element, b: Element): number {
 }
 
 /** Characters of paragraph text in `element` that reads like prose (long, few links). */
-function proseLength($: CheerioRoot, element: Element): number {
+function proseLength($: CheerioRoot, measure: TextMeasure, element: Element): number {
   let total = 0;
   $(element)
     .find("p")
     .each((_, paragraph) => {
-      const length = textLength($, paragraph);
-      if (length >= 40 && linkDensity($, paragraph) < 0.3) total += length;
+      if (!isElement(paragraph)) return;
+      const length = measure.length(paragraph);
+      if (length >= 40 && measure.linkDensity(paragraph) < 0.3) total += length;
     });
   return total;
 }
 
 /** Body paragraphs of the chosen containers: their blocks, without link lists. */
 function bodyParagraphs($: CheerioRoot, containers: Element[]): string[] {
+  const measure = new TextMeasure($);
   $(containers)
     .find("*")
     .each((_, element) => {
       if (!isElement(element) || !BLOCK_TAGS.has(element.name) || PARAGRAPH_LIKE.has(element.name)) return;
       const text = collapse($(element).text());
       // Link lists (related stories, tag clouds) inside the story container.
-      if (text.length > 0 && linkDensity($, element) > 0.5 && text.length < 600) $(element).remove();
+      if (text.length > 0 && measure.linkDensity(element) > 0.5 && text.length < 600) $(element).remove();
     });
   return containers.flatMap((container) => blockTexts(container)).filter((block) => /[\p{L}\p{N}]/u.test(block));
 }
