@@ -87,8 +87,16 @@ export function buildNewsRecord(document: NewsDocument, config: NewsConfig): Bui
       cutBy = sentenceLimit === segmentRoom && segmentRoom < config.truncate.maxSentences ? "segmentCap" : "maxSentences";
       break;
     }
-    if (kept.length > 0 && chars + sentence.length > config.truncate.maxChars) {
+    if (chars + sentence.length > config.truncate.maxChars) {
       cutBy = "maxChars";
+      // A first "sentence" longer than the whole budget (a page without punctuation) is cut at a
+      // word boundary rather than dropped.
+      if (kept.length === 0) {
+        const head = sentence.slice(0, config.truncate.maxChars);
+        const cut = head.replace(/\s+\S*$/, "") || head;
+        kept.push(cut);
+        chars += cut.length;
+      }
       break;
     }
     kept.push(sentence);

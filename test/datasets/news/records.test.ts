@@ -47,6 +47,12 @@ describe("buildNewsRecord", () => {
     expect(record.meta!.truncation).toMatchObject({ keptSentences: 1, cutBy: "maxChars" });
   });
 
+  it("cuts a first sentence longer than the whole character budget at a word boundary", () => {
+    const { record } = buildNewsRecord(doc(["word ".repeat(100).trim()], null), config({ truncate: { maxChars: 23 } }));
+    expect(record.segments[1].text).toBe("[1] word word word word");
+    expect(record.meta!.truncation).toMatchObject({ keptSentences: 1, keptChars: 19, cutBy: "maxChars" });
+  });
+
   it("keeps header + prompt + responses within the grammar's segment cap", () => {
     const paragraphs = Array.from({ length: 300 }, (_, i) => `Line ${i + 1} ends.`);
     const summary = { sentences: Array.from({ length: 8 }, (_, i) => `Line ${i * 30 + 1} ends.`) };
