@@ -9,7 +9,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { checkRefBudget, newsConfigObject, type NewsConfig } from "../../datasets/news/config.js";
-import { generateNews } from "../../datasets/news/generate.js";
+import { streamNewsSplits } from "../../datasets/news/generate.js";
+import { countInputFiles } from "../../datasets/news/inputs.js";
 import { checkOutput, writeDataset } from "../../datasets/writer.js";
 import { loadOptions } from "../lib/config.js";
 import { UsageError } from "../lib/errors.js";
@@ -45,23 +46,35 @@ const SHOWN_PROBLEMS = 20;
 
 export async function runGenDataNews(opts: GenDataNewsOptions): Promise<GenDataNewsResult> {
   const started = Date.now();
-  const { out, force, json, skipBad, ...config } = opts;
+  const { out, force, json, skipBad, ...rest } = opts;
+  const config = rest as NewsConfig;
   checkOutput(out, force);
   const reporter = createReporter({ json });
+  // The manifest's notes are read when the last split is done, so the skip count can join them.
+  const notes = [
+    "prompt segment n is article sentence n: \"[n] sentence\"; responses attend to oracle-selected sentences (meta.alignment)",
+    "reference = gold summary sentences joined by \"\\n\"",
+  ];
+  const streamed = streamNewsSplits(config, {
+    onProgress: (stage, done, total) => reporter.progress(stage, done, total),
+    // Bad input found anywhere aborts the write here, before the dataset folder is renamed into
+    // place: nothing is written, and every problem is listed, not just the first.
+    afterLastSplit: (problems, stats) => {
+      const listed = problems.slice(0, SHOWN_PROBLEMS).map((p) => `- ${p.where}: ${p.message}`);
+      if (problems.length > SHOWN_PROBLEMS) listed.push(`- … and ${problems.length - SHOWN_PROBLEMS} more`);
+      if (problems.length && !skipBad) {
+        throw new UsageError(
+          `${problems.length} bad input${problems.length > 1 ? "s" : ""}; nothing was written`,
+          "fix the input, or pass --skip-bad to leave these out",
+          listed,
+        );
+      }
+      if (stats.documents === 0) throw new UsageError("no records to write: every input was bad or empty", "check --input");
+      for (const line of listed) reporter.log(`skipped ${line.slice(2)}`);
+      if (problems.length) notes.push(`${problems.length} bad inputs skipped (--skip-bad)`);
+    },
+  });
   try {
-    const generated = await generateNews(config as NewsConfig, (stage, done, total) => reporter.progress(stage, done, total));
-    const listed = generated.problems.slice(0, SHOWN_PROBLEMS).map((p) => `- ${p.where}: ${p.message}`);
-    if (generated.problems.length > SHOWN_PROBLEMS) listed.push(`- … and ${generated.problems.length - SHOWN_PROBLEMS} more`);
-    if (generated.problems.length && !skipBad) {
-      throw new UsageError(
-        `${generated.problems.length} bad input${generated.problems.length > 1 ? "s" : ""}; nothing was written`,
-        "fix the input, or pass --skip-bad to leave these out",
-        listed,
-      );
-    }
-    for (const line of listed) reporter.log(`skipped ${line.slice(2)}`);
-    const total = Object.values(generated.splits).reduce((sum, records) => sum + records.length, 0);
-    if (total === 0) throw new UsageError("no records to write: every input was bad or empty", "check --input");
     const { manifest } = await writeDataset({
       out,
       force,
@@ -69,26 +82,23 @@ export async function runGenDataNews(opts: GenDataNewsOptions): Promise<GenDataN
       generator: { name: "spanattn gen-data news", version: packageVersion() },
       config: config as Record<string, unknown>,
       seed: config.seed,
-      splits: generated.splits,
-      notes: [
-        "prompt segment n is article sentence n: \"[n] sentence\"; responses attend to oracle-selected sentences (meta.alignment)",
-        "reference = gold summary sentences joined by \"\\n\"",
-        ...(generated.problems.length ? [`${generated.problems.length} bad inputs skipped (--skip-bad)`] : []),
-      ],
+      splits: streamed.splits,
+      notes,
       onProgress: ({ split, written }) => reporter.progress(`write ${split}`, written),
     });
+    const stats = streamed.stats();
     return {
       out,
       counts: Object.fromEntries(Object.entries(manifest.splits).map(([name, split]) => [name, split.count])),
-      files: generated.files,
-      documents: generated.documents,
-      skipped: generated.problems,
+      files: await countInputFiles(config),
+      documents: stats.documents,
+      skipped: streamed.problems,
       annotatedDensity: manifest.annotatedDensity,
-      medianRouge1Recall: generated.stats.medianRouge1Recall,
-      promptOnly: generated.stats.promptOnly,
-      nonEnglish: generated.stats.nonEnglish,
-      truncated: generated.stats.truncated,
-      unalignedResponses: generated.stats.unaligned,
+      medianRouge1Recall: stats.medianRouge1Recall,
+      promptOnly: stats.promptOnly,
+      nonEnglish: stats.nonEnglish,
+      truncated: stats.truncated,
+      unalignedResponses: stats.unaligned,
       seconds: Math.round((Date.now() - started) / 100) / 10,
     };
   } finally {

@@ -36,6 +36,18 @@ export interface ReadResult {
   files: number;
 }
 
+/**
+ * Which documents one pass over the inputs takes, by id, and whether it reports the problems that
+ * have no id (a line that is not JSON, a missing file). The command makes one pass per split, so
+ * each document is built once and only one split's records are in memory at a time.
+ */
+export interface Pass {
+  owns(id: string): boolean;
+  reportsUnidentified: boolean;
+}
+
+export const EVERY_DOCUMENT: Pass = { owns: () => true, reportsUnidentified: true };
+
 /** Strict UTF-8: invalid bytes throw, so they can be reported instead of silently replaced. */
 export const utf8 = new TextDecoder("utf-8", { fatal: true });
 const MiB = 1024 * 1024;

@@ -11,11 +11,12 @@ import { readdir, readFile } from "node:fs/promises";
 import { basename, extname, join, relative, resolve, sep } from "node:path";
 import pLimit from "p-limit";
 import type { NewsConfig } from "./config.js";
-import { sizeProblem, utf8, type InputProblem, type NewsDocument, type ReadResult } from "./documents.js";
+import { EVERY_DOCUMENT, sizeProblem, utf8, type InputProblem, type NewsDocument, type Pass, type ReadResult } from "./documents.js";
 import { extractArticle } from "./extract.js";
-import { readJsonl, readSummaries, type SummaryIndex } from "./jsonl.js";
+import { jsonlDocuments, readSummaries, type SummaryIndex } from "./jsonl.js";
 
-export type { InputProblem, NewsDocument, NewsSource, ReadResult } from "./documents.js";
+export type { InputProblem, NewsDocument, NewsSource, Pass, ReadResult } from "./documents.js";
+export { EVERY_DOCUMENT } from "./documents.js";
 
 /** The charset a page declares in its first bytes (`<meta charset>` or http-equiv). */
 function declaredCharset(bytes: Buffer): string | null {
@@ -146,64 +147,109 @@ async function readPage(file: string, root: string, summaries: SummaryIndex | nu
   }
 }
 
-async function readHtmlFiles(
+/**
+ * Documents of HTML pages, in file order: pages the pass does not own are not even read; the
+ * others are read and extracted `concurrency` at a time, a bounded window ahead of the consumer.
+ */
+async function* htmlDocuments(
   files: { file: string; root: string }[],
   summaries: SummaryIndex | null,
   config: NewsConfig,
-  out: ReadResult,
+  pass: Pass,
+  problems: InputProblem[],
   onFile?: (done: number, total: number) => void,
-): Promise<void> {
-  const limit = pLimit(config.concurrency);
+): AsyncGenerator<NewsDocument> {
+  const owned = files.filter(({ file, root }) => pass.owns(htmlId(file, root)));
   let done = 0;
-  const results = await Promise.all(
-    files.map(({ file, root }) =>
-      limit(async () => {
-        const result = await readPage(file, root, summaries, config);
-        onFile?.(++done, files.length);
-        return result;
-      }),
-    ),
-  );
-  for (const result of results) {
-    if ("where" in result) out.problems.push(result);
-    else out.documents.push(result);
+  const limit = pLimit(config.concurrency);
+  const window = config.concurrency * 2;
+  for (let start = 0; start < owned.length; start += window) {
+    const results = await Promise.all(
+      owned.slice(start, start + window).map(({ file, root }) =>
+        limit(async () => {
+          const result = await readPage(file, root, summaries, config);
+          onFile?.(++done, owned.length);
+          return result;
+        }),
+      ),
+    );
+    for (const result of results) {
+      if ("where" in result) problems.push(result);
+      else yield result;
+    }
   }
 }
 
-/** Read every input of the config into documents (in input order) and problems. */
-export async function readDocuments(
+/**
+ * The documents of one pass over every input, in input order; problems (bad lines, pages without
+ * a body, duplicate ids, missing files) are appended to `problems` as they are found.
+ */
+export async function* iterateDocuments(
   config: NewsConfig,
+  pass: Pass,
+  problems: InputProblem[],
   onFile?: (done: number, total: number) => void,
-): Promise<ReadResult> {
-  const out: ReadResult = { documents: [], problems: [], files: 0 };
+): AsyncGenerator<NewsDocument> {
+  const unidentified = (problem: InputProblem) => {
+    if (pass.reportsUnidentified) problems.push(problem);
+  };
   const inputs = Array.isArray(config.input) ? config.input : [config.input];
-  const html: { file: string; root: string }[] = [];
+  const groups: Array<{ kind: "jsonl"; file: string } | { kind: "html"; files: { file: string; root: string }[] }> = [];
+  let htmlFiles = 0;
   for (const input of inputs) {
     const expanded = await expandInput(input);
     if ("message" in expanded) {
-      out.problems.push(expanded);
+      unidentified(expanded);
       continue;
     }
     for (const file of expanded.files) {
-      out.files++;
-      if (config.format === "html" || isHtml(file)) html.push({ file, root: expanded.root });
-      else if (isJsonl(file) || config.format === "cnndm" || config.format === "xsum") await readJsonl(file, config, out);
-      else out.problems.push({ where: file, message: "not a .jsonl, .html or .htm file (pass --format to say what it is)" });
+      if (config.format === "html" || isHtml(file)) {
+        const last = groups[groups.length - 1];
+        if (last?.kind === "html") last.files.push({ file, root: expanded.root });
+        else groups.push({ kind: "html", files: [{ file, root: expanded.root }] });
+        htmlFiles++;
+      } else if (isJsonl(file) || config.format === "cnndm" || config.format === "xsum") {
+        groups.push({ kind: "jsonl", file });
+      } else {
+        unidentified({ where: file, message: "not a .jsonl, .html or .htm file (pass --format to say what it is)" });
+      }
     }
   }
-  if (html.length) {
-    const summaries = config.summaries ? await readSummaries(config.summaries, config, out.problems) : null;
-    await readHtmlFiles(html, summaries, config, out, onFile);
-  }
+  const summaries =
+    htmlFiles && config.summaries
+      ? await readSummaries(config.summaries, config, pass.reportsUnidentified ? problems : [])
+      : null;
   const seen = new Map<string, string>();
-  out.documents = out.documents.filter((document) => {
-    const first = seen.get(document.id);
-    if (first === undefined) {
+  for (const group of groups) {
+    const documents =
+      group.kind === "jsonl"
+        ? jsonlDocuments(group.file, config, pass, problems)
+        : htmlDocuments(group.files, summaries, config, pass, problems, onFile);
+    for await (const document of documents) {
+      const first = seen.get(document.id);
+      if (first !== undefined) {
+        problems.push({ where: document.origin, message: `duplicate id "${document.id}" (first at ${first})` });
+        continue;
+      }
       seen.set(document.id, document.origin);
-      return true;
+      yield document;
     }
-    out.problems.push({ where: document.origin, message: `duplicate id "${document.id}" (first at ${first})` });
-    return false;
-  });
+  }
+}
+
+/** How many input files the config names (for reports). */
+export async function countInputFiles(config: NewsConfig): Promise<number> {
+  let files = 0;
+  for (const input of Array.isArray(config.input) ? config.input : [config.input]) {
+    const expanded = await expandInput(input);
+    if (!("message" in expanded)) files += expanded.files.length;
+  }
+  return files;
+}
+
+/** Read every input of the config into documents (in input order) and problems: one pass, all kept. */
+export async function readDocuments(config: NewsConfig, onFile?: (done: number, total: number) => void): Promise<ReadResult> {
+  const out: ReadResult = { documents: [], problems: [], files: await countInputFiles(config) };
+  for await (const document of iterateDocuments(config, EVERY_DOCUMENT, out.problems, onFile)) out.documents.push(document);
   return out;
 }

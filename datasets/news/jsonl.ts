@@ -6,7 +6,7 @@
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import type { NewsConfig } from "./config.js";
-import { sizeProblem, utf8, type InputProblem, type ReadResult } from "./documents.js";
+import { sizeProblem, utf8, type InputProblem, type NewsDocument, type Pass } from "./documents.js";
 import { classifyLanguage } from "./language.js";
 
 /** JSONL lines as raw bytes, so invalid UTF-8 is caught per line (readline would hide it). */
@@ -46,10 +46,14 @@ const DEFAULT_FIELDS = {
   xsum: { article: "document", summary: "summary" },
 } as const;
 
-export async function readJsonl(path: string, config: NewsConfig, out: ReadResult): Promise<void> {
+/** Documents of one CNN/DM- or XSum-style JSONL file, in line order; bad lines go to `problems`. */
+export async function* jsonlDocuments(path: string, config: NewsConfig, pass: Pass, problems: InputProblem[]): AsyncGenerator<NewsDocument> {
+  const unidentified = (problem: InputProblem) => {
+    if (pass.reportsUnidentified) problems.push(problem);
+  };
   const tooBig = sizeProblem(path, statSync(path).size, config);
   if (tooBig) {
-    out.problems.push(tooBig);
+    unidentified(tooBig);
     return;
   }
   const name = basename(path);
@@ -59,7 +63,7 @@ export async function readJsonl(path: string, config: NewsConfig, out: ReadResul
     try {
       text = utf8.decode(bytes);
     } catch {
-      out.problems.push({ where, message: "line is not valid UTF-8" });
+      unidentified({ where, message: "line is not valid UTF-8" });
       continue;
     }
     if (!text.trim()) continue;
@@ -67,17 +71,17 @@ export async function readJsonl(path: string, config: NewsConfig, out: ReadResul
     try {
       row = JSON.parse(text);
     } catch (error) {
-      out.problems.push({ where, message: `not valid JSON (${(error as Error).message})` });
+      unidentified({ where, message: `not valid JSON (${(error as Error).message})` });
       continue;
     }
     if (!row || typeof row !== "object" || Array.isArray(row)) {
-      out.problems.push({ where, message: "a line must be a JSON object" });
+      unidentified({ where, message: "a line must be a JSON object" });
       continue;
     }
     const record = row as Record<string, unknown>;
     const format = rowFormat(record, config);
     if (!format) {
-      out.problems.push({ where, message: 'no article field: expected "article"+"highlights" (cnndm) or "document"+"summary" (xsum)' });
+      unidentified({ where, message: 'no article field: expected "article"+"highlights" (cnndm) or "document"+"summary" (xsum)' });
       continue;
     }
     const articleField = config.fields.article ?? DEFAULT_FIELDS[format].article;
@@ -90,21 +94,24 @@ export async function readJsonl(path: string, config: NewsConfig, out: ReadResul
       summary === undefined ? summaryField : null,
       typeof rawId !== "string" && typeof rawId !== "number" ? config.fields.id : null,
     ].filter((field): field is string => field !== null);
+    const id = typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : null;
+    if (id !== null && !pass.owns(id)) continue;
+    const report = (problem: InputProblem) => (id === null ? unidentified(problem) : problems.push(problem));
     if (missing.length) {
-      out.problems.push({ where, message: `missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.map((f) => `"${f}"`).join(", ")}` });
+      report({ where, message: `missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.map((f) => `"${f}"`).join(", ")}` });
       continue;
     }
     if (!article!.trim()) {
-      out.problems.push({ where, message: `empty article ("${articleField}")` });
+      report({ where, message: `empty article ("${articleField}")` });
       continue;
     }
     if (!summary!.trim()) {
-      out.problems.push({ where, message: `empty summary ("${summaryField}")` });
+      report({ where, message: `empty summary ("${summaryField}")` });
       continue;
     }
     const paragraphs = article!.split(/\n+/).map((p) => p.trim()).filter(Boolean);
-    out.documents.push({
-      id: String(rawId),
+    yield {
+      id: id!,
       source: format,
       origin: where,
       paragraphs,
@@ -117,7 +124,7 @@ export async function readJsonl(path: string, config: NewsConfig, out: ReadResul
         english: classifyLanguage(article!, "en").english,
         ...(stringField(record, "url") ? { url: stringField(record, "url") } : {}),
       },
-    });
+    };
   }
 }
 
