@@ -251,7 +251,7 @@ export function trainCommand(): Command {
     .option("--json", "print only the JSON result")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ spanattn gen-data arith --ops 1-3 --n 4000 --out datasets/arith-tiny\n  $ spanattn train --config configs/train/arith-tiny.yaml --data datasets/arith-tiny --out runs/arith-tiny\n  $ spanattn train --out runs/arith-tiny --resume\n  $ spanattn train --config configs/train/arith-small.yaml --data datasets/arith --nproc 8\n",
+      "\nExamples:\n  $ spanattn gen-data arith --ops 1-3 --n 4000 --out datasets/arith-tiny\n  $ spanattn train --config configs/train/arith-tiny.yaml --data datasets/arith-tiny --out runs/arith-tiny\n  $ spanattn train --out runs/arith-tiny --resume\n  $ spanattn train --config configs/train/arith-small.yaml --data datasets/arith-default --nproc 8\n",
     )
     .action(async (flags) => {
       const training = ["config", "set", "data", "maxSteps", "mask", "model", "seed", "force"].some((k) => flags[k] !== undefined);

@@ -42,10 +42,51 @@ class Encoded:
         return int((self.targets != IGNORE).sum())
 
 
+_ENCODE_ARGS: tuple = ()
+PARALLEL_MIN_RECORDS = 20_000
+
+
+def _encode_chunk(args: tuple[int, int]):
+    """Worker side: encode records[start:end] and return them as a few flat arrays."""
+    start, end = args
+    records, tok, loss_on, max_len, skip_long, verify, source = _ENCODE_ARGS
+    enc, skipped = _encode_serial(records[start:end], tok, loss_on, max_len, skip_long, verify if start == 0 else 0, source, start)
+    cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+    return (cat([e.ids for e in enc], np.int32), cat([e.targets for e in enc], np.int32),
+            cat([e.meta.seg for e in enc], np.int32), cat([e.meta.sparse for e in enc], bool),
+            np.concatenate([e.meta.allowed for e in enc]) if enc else np.zeros((0, tok.grammar.max_intervals), np.int16),
+            np.array([len(e) for e in enc], dtype=np.int64), [(e.prompt_length, e.line, e.id) for e in enc], skipped)
+
+
 def encode_records(records: list[dict], tok: SpanTokenizer, loss_on: str = "response", max_len: int | None = None,
                    skip_long: bool = False, verify: int = 64, source: str = "") -> tuple[list[Encoded], int]:
     """Render every record; returns (encoded, skipped). Metadata comes from the record's
-    structure; the first ``verify`` records are checked against the grammar's parser."""
+    structure; the first ``verify`` records are checked against the grammar's parser.
+    Large splits are encoded in forked worker processes (same result, in order)."""
+    global _ENCODE_ARGS
+    if len(records) < PARALLEL_MIN_RECORDS:
+        return _encode_serial(records, tok, loss_on, max_len, skip_long, verify, source)
+    from .data import map_chunks
+
+    _ENCODE_ARGS = (records, tok, loss_on, max_len, skip_long, verify, source)
+    try:
+        chunks = map_chunks(_encode_chunk, len(records), max(1000, PARALLEL_MIN_RECORDS // 2))
+    finally:
+        _ENCODE_ARGS = ()
+    out: list[Encoded] = []
+    skipped = 0
+    for ids, targets, seg, sparse, allowed, lengths, info, n_skipped in chunks:
+        skipped += n_skipped
+        bounds = np.cumsum(lengths)[:-1]
+        for i, (a, b, c, d, e) in enumerate(zip(*(np.split(x, bounds) for x in (ids, targets, seg, sparse, allowed)))):
+            prompt_length, line, rid = info[i]
+            out.append(Encoded(ids=a, targets=b, meta=RecordMeta(seg=c, sparse=d, allowed=e), prompt_length=prompt_length,
+                               line=line, id=rid))
+    return out, skipped
+
+
+def _encode_serial(records: list[dict], tok: SpanTokenizer, loss_on: str, max_len: int | None, skip_long: bool,
+                   verify: int, source: str, first_index: int = 0) -> tuple[list[Encoded], int]:
     g = tok.grammar
     K = g.max_intervals
     texts = [seg["text"] for r in records for seg in r["segments"]]
@@ -84,7 +125,7 @@ def encode_records(records: list[dict], tok: SpanTokenizer, loss_on: str = "resp
                     and np.array_equal(ref.allowed, meta.allowed)):
                 raise RuntimeError(f"internal: mask metadata of record {record['id']} disagrees with the span parser")
         out.append(Encoded(ids=ids, targets=targets, meta=meta, prompt_length=r.prompt_length,
-                           line=record.get("_line", n + 1), id=record["id"]))
+                           line=record.get("_line", first_index + n + 1), id=record["id"]))
     return out, skipped
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,6 +39,9 @@ class DataError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+
+    def __reduce__(self):  # survives the trip back from a worker process
+        return (DataError, (str(self), self.hint))
 
 
 @lru_cache(maxsize=4)
@@ -66,9 +70,16 @@ def _cached_validator(schema_json: str):
     return _jsonschema_validator(schema_json)
 
 
+_VALIDATORS: dict[int, object] = {}
+
+
 def schema_errors(instance, schema: dict, use_jsonschema: bool = True) -> list[tuple[str, str]]:
     """(dotted path, message) for each violation, sorted by path; empty when valid."""
-    validator = _cached_validator(json.dumps(schema, sort_keys=True)) if use_jsonschema else None
+    validator = None
+    if use_jsonschema:
+        if id(schema) not in _VALIDATORS:
+            _VALIDATORS[id(schema)] = _cached_validator(json.dumps(schema, sort_keys=True))
+        validator = _VALIDATORS[id(schema)]
     if validator is not None:
         errs = [(".".join(map(str, e.absolute_path)) or "(root)", e.message) for e in validator.iter_errors(instance)]
     else:
@@ -202,27 +213,69 @@ def _open_split(path: Path, mode: str = "r"):
     raise DataError(f"dataset file not found: {path}")
 
 
+def _first_problem(lines: list[str], first_lineno: int, use_jsonschema: bool) -> tuple[int, str, str | None] | None:
+    """(line number, message, hint) of the first bad line, or None."""
+    for lineno, line in enumerate(lines, start=first_lineno):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            return lineno, f"not valid JSON ({e.msg} at column {e.colno})", None
+        problems = record_problems(record, use_jsonschema)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return lineno, f"record breaks the data contract: {problems[0]}{more}", \
+                "regenerate the dataset with `spanattn gen-data`, or fix that line"
+    return None
+
+
+_CHUNK_LINES: list[str] = []
+VALIDATE_CHUNK_LINES = 10_000
+
+
+def _check_chunk(args: tuple[int, int, bool]):
+    start, end, use_jsonschema = args
+    return _first_problem(_CHUNK_LINES[start:end], start + 1, use_jsonschema)
+
+
+def map_chunks(fn, n: int, chunk: int, extra=()) -> list:
+    """fn((start, end, *extra)) over [0, n) in chunks, in forked worker processes when the
+    work is large and there are cores to spare (results in order; serial otherwise)."""
+    import multiprocessing as mp
+
+    ranges = [(i, min(n, i + chunk), *extra) for i in range(0, n, chunk)]
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    workers = min(16, (os.cpu_count() or 1) // local_world)
+    if len(ranges) < 2 or workers < 3 or "fork" not in mp.get_all_start_methods():
+        return [fn(r) for r in ranges]
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with mp.get_context("fork").Pool(workers) as pool:
+        return pool.map(fn, ranges)
+
+
 def read_jsonl(path: Path, limit: int | None = None, use_jsonschema: bool = True) -> list[dict]:
     """Every record of one split file, validated; raises DataError at the first bad line."""
+    global _CHUNK_LINES
     path = Path(path)
-    records: list[dict] = []
     with _open_split(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            problems = record_problems(record, use_jsonschema)
-            if problems:
-                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                raise DataError(f"{path}:{lineno}: record breaks the data contract: {problems[0]}{more}",
-                                "regenerate the dataset with `spanattn gen-data`, or fix that line")
+        lines = f.read().splitlines()
+    if limit is not None:
+        lines = [line for line in lines if line.strip()][:limit]
+    _CHUNK_LINES = lines
+    try:
+        found = [r for r in map_chunks(_check_chunk, len(lines), VALIDATE_CHUNK_LINES, (use_jsonschema,)) if r is not None]
+    finally:
+        _CHUNK_LINES = []
+    if found:
+        lineno, message, hint = found[0]
+        raise DataError(f"{path}:{lineno}: {message}", hint)
+    records: list[dict] = []
+    for lineno, line in enumerate(lines, start=1):
+        if line.strip():
+            record = json.loads(line)
             record["_line"] = lineno
             records.append(record)
-            if limit is not None and len(records) >= limit:
-                break
     return records
 
 

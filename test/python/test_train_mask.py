@@ -157,3 +157,41 @@ def test_packing_fills_rows_and_plans_are_deterministic():
     unpacked = batches.EpochPlan(lengths, 256, False, seed=3, rows_per_step=8)
     r = unpacked.step_rows(1)
     assert len(r) == 8 and all(len(x) == 1 for x in r)
+
+
+def test_parallel_encoding_equals_serial(monkeypatch):
+    from spanattn import data
+
+    tok, records = _tok_and_records(2500)
+    serial, _ = batches.encode_records(records, tok)
+    monkeypatch.setattr(batches, "PARALLEL_MIN_RECORDS", 2000)  # chunks of 1000 records
+    monkeypatch.setattr(data.os, "cpu_count", lambda: 4)  # forked workers even on a 2-core runner
+    parallel, _ = batches.encode_records(records, tok)
+    assert len(parallel) == len(serial)
+    for a, b in zip(serial, parallel):
+        assert (a.id, a.line, a.prompt_length) == (b.id, b.line, b.prompt_length)
+        for x, y in ((a.ids, b.ids), (a.targets, b.targets), (a.meta.seg, b.meta.seg), (a.meta.sparse, b.meta.sparse),
+                     (a.meta.allowed, b.meta.allowed)):
+            assert np.array_equal(x, y)
+
+
+def test_parallel_validation_names_the_same_first_bad_line(tmp_path, monkeypatch):
+    from spanattn import data
+
+    splits = fx.arith_splits(n_train=2500, n_val=1, n_test=1)
+    lines = [json.dumps(r) for r in splits["train"]]
+    lines[2100] = lines[2100].replace('"prompt"', '"question"')
+    lines[2300] = "{"
+    root = fx.write_dataset(tmp_path / "ds", splits, raw_lines={"train": lines})
+    monkeypatch.setattr(data.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(data, "VALIDATE_CHUNK_LINES", 500)
+    with pytest.raises(data.DataError, match=r"train\.jsonl:2101: record breaks"):
+        data.load_dataset(root).records("train")
+
+
+def test_char_fast_path_equals_the_rust_tokenizer():
+    tok, records = _tok_and_records(50)
+    texts = [s["text"] for r in records for s in r["segments"]] + ["unseen ∑ chars", ""]
+    fast = tok.encode_batch(texts)
+    tok._char_vocab = None
+    assert fast == tok.encode_batch(texts)
