@@ -1,0 +1,32 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cli, tempDir } from "../helpers.js";
+
+describe("spanattn eval: bad input", () => {
+  it("a bad config lists every offending path (exit 2)", async () => {
+    const dir = tempDir();
+    const config = join(dir, "eval.yaml");
+    writeFileSync(config, "batch: fast\nbogus: 1\ndata: d\nrun: r\n");
+    const r = await cli(["eval", "--config", config]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('- batch: expected number, got "fast"');
+    expect(r.stderr).toContain('- (root): unknown key "bogus"');
+  });
+
+  it("--run is required unless --replay or --kernel", async () => {
+    const r = await cli(["eval", "--data", "somewhere"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/- run: --run .* is required/);
+  });
+
+  it("a folder that is not a dataset is refused by the Python side, with its hint (exit 1)", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "run"));
+    const r = await cli(["eval", "--run", join(dir, "run"), "--data", join(dir, "run"), "--device", "cpu"]);
+    expect(r.exitCode).toBe(1);
+    // the dataset is checked first: the run folder is not a dataset
+    expect(r.stderr).toMatch(/error: .*is not a dataset folder \(no manifest\.json\)/);
+    expect(r.stderr).toMatch(/hint: create it with `spanattn gen-data`/);
+  });
+});

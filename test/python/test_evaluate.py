@@ -1,0 +1,109 @@
+"""`spanattn eval` on the CPU: a saved run decoded dense and sparse, scoring, replay, bad input."""
+import argparse
+import json
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from spanattn import evaluate, replay, spans
+from spanattn.tokenizer import build_char_tokenizer, record_texts
+from train_fixtures import arith_splits, write_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "arith"
+    return write_dataset(out, arith_splits(n_train=20, n_val=8, n_test=12))
+
+
+def save_run(run, records, grammar=None, step=1):
+    tok = build_char_tokenizer(record_texts(records))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
+    ckpt = run / "checkpoints" / f"step-{step:06d}"
+    LlamaForCausalLM(cfg).save_pretrained(ckpt)
+    tok.save(ckpt)
+    (ckpt / "spanattn.json").write_text(json.dumps({"grammar": grammar or spans.default_grammar().to_dict(), "step": step}))
+    torch.save({}, ckpt / "trainer_state.pt")
+    return ckpt
+
+
+def args(**kw):
+    base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
+                throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_eval_decodes_both_modes_on_the_same_prompts(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    records = load_dataset(dataset).records("train")
+    save_run(tmp_path / "run", records)
+    r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o")))
+    assert set(r["modes"]) == {"dense", "sparse"}
+    assert r["attention"] == "reference" and "not GPU kernel numbers" in r["note"]
+    for m in r["modes"].values():
+        assert m["generated_tokens"] > 0 and m["tokens_per_second"] > 0
+        assert set(m["accuracy"]) == {"exact_match", "step_exact_match"}
+        assert 0 < m["attended_fraction"] <= 1
+        assert len(m["attended_per_step"]) >= 1
+    assert r["modes"]["dense"]["attended_fraction"] == 1.0
+    assert r["speedup"] > 0
+
+
+def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), throughput=True,
+                               limit=4, max_new_tokens=8))
+    assert [s["batch"] for s in r["sweep"]] == [1, 2]
+    assert r["hf_generate"]["tokens_per_second"] > 0 and "engine_dense_ratio" in r["hf_generate"]
+
+
+def test_scoring_of_generated_segments():
+    records = arith_splits(n_train=1, n_val=0, n_test=0)["train"]
+    rec = records[0]
+    tok = build_char_tokenizer(record_texts(records))
+    g = tok.grammar
+    gen = []
+    for seg in rec["segments"][2:]:
+        gen += [tok.token_id(g.seg), tok.token_id(g.attend_open), tok.token_id("<ref-1>"), tok.token_id(g.attend_close)]
+        gen += tok.encode(seg["text"])
+    gen.append(tok.eos_id)
+    texts = evaluate.response_segments(tok, gen)
+    assert texts == [s["text"] for s in rec["segments"][2:]]
+    assert evaluate.score_arith([rec], [texts]) == {"exact_match": 1.0, "step_exact_match": 1.0}
+    wrong = texts[:-1] + ["999"]
+    assert evaluate.score_arith([rec], [wrong]) == {"exact_match": 0.0, "step_exact_match": 0.0}
+
+
+def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(evaluate.EvalError, match="has no checkpoint") as e:
+        evaluate.evaluate(args(run=str(tmp_path / "empty"), data=str(dataset), out=str(tmp_path / "o")))
+    assert "spanattn train" in e.value.hint
+    with pytest.raises(evaluate.EvalError, match="run folder not found"):
+        evaluate.evaluate(args(run=str(tmp_path / "nope"), data=str(dataset), out=str(tmp_path / "o")))
+    other = spans.default_grammar().to_dict() | {"max_segments": 64}
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"), grammar=other)
+    with pytest.raises(evaluate.EvalError, match="another span grammar"):
+        evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o")))
+
+
+def test_replay_tiny_shape_measures_both_modes(tmp_path, dataset):
+    ns = argparse.Namespace(data=str(dataset), split="test", limit=None, shape="tiny", contexts=[96], batches=[2], gen=8,
+                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False)
+    r = replay.replay(ns)
+    row = r["rows"][0]
+    assert row["context"] == 96 and row["dense"]["attended_fraction"] == 1.0
+    assert row["sparse"]["attended_fraction"] < 1.0
+    assert row["speedup"] > 0
+    ns.memory_gib = 1e-9
+    assert "skipped" in replay.replay(ns)["rows"][0]
