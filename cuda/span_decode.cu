@@ -1,17 +1,21 @@
 // span_decode.cu: split-KV (flash-decoding) attention over per-sequence token intervals.
 //
 // Build: `spanattn build-kernel` (flags in cuda/build.json), or on a machine without
-// Node: `python3 cuda/build.py`. Contract and layouts: span_decode.h. Design: NOTES.md.
+// Node: `python3 cuda/build.py`. Contract and layouts: span_decode.h. Design, versions and
+// measurements: NOTES.md.
 //
-// Work split. Grid = (S splits, Hkv * head_chunks, B); one block of 128 threads owns
-// one (sequence, KV head, chunk of <= 8 query heads) and 1/S of that sequence's KEPT
-// tokens. The block sums the interval lengths itself (a prefix scan in shared memory),
-// so S is fixed by the shape and a 3%-kept call spreads over every block exactly like
-// a dense one. Inside a block, a "lane group" of D/8 lanes holds one K/V row with
-// 16-byte loads (8 elements per lane); each lane group walks a contiguous slice of
-// the block's kept tokens, TPG rows per step, with its own online softmax for all
-// the block's query heads, so each K/V row is read once for the whole GQA group.
-// Lane groups are merged in shared memory at the end; splits are merged by
+// Work split. Grid = (S splits, Hkv * head_chunks, B); one block of 128 threads owns one
+// (sequence, KV head, chunk of <= 8 query heads) and 1/S of that sequence's KEPT tokens.
+// The block sums the interval lengths itself (a prefix scan in shared memory), so S is
+// fixed by the shape and a 3%-kept call spreads over every block exactly like a dense one.
+// Two inner loops share that frame:
+//  - SIMT (span_decode_split_kernel): a "lane group" of D/8 lanes holds one K/V row, 8
+//    elements per lane; each lane group walks a contiguous slice of the block's kept
+//    tokens, TPG rows per step, through a cp.async ring, with its own online softmax for
+//    all the block's query heads, so each K/V row is read once for the whole GQA group.
+//  - tensor cores (span_decode_mma_kernel): each warp walks its slice 16 tokens at a time
+//    with mma.sync; see the comment above it.
+// Partial results are merged in shared memory at the end of a block, and splits by
 // span_decode_combine_kernel (skipped when S == 1).
 #include "span_decode.h"
 
@@ -47,7 +51,7 @@ int fail(int status, const char* fmt, ...) {
   return status;
 }
 
-int g_tokens_per_step = 0;  // tuning override, 0 = automatic
+int g_variant = 0;  // tuning override, 0 = automatic
 int g_num_splits = 0;
 
 struct Params {
@@ -100,48 +104,82 @@ __device__ __forceinline__ __half from_float<__half>(float x) {
   return __float2half_rn(x);
 }
 
-// K/V rows are read exactly once: skip L1, ask L2 to fetch the whole 256-byte
-// sector group (the next row of the same run is usually the next thing read).
-__device__ __forceinline__ uint4 load_stream(const void* ptr) {
-  uint4 r;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(ptr));
-  return r;
+// K/V rows are read exactly once and never by another thread: each lane copies its
+// own 16 bytes of a row into shared memory with cp.async (no registers held while the
+// load is in flight, so several tiles can be in flight per thread) and reads back only
+// what it copied itself, so a per-thread cp.async.wait_group is the only ordering needed.
+// src_size 0 zero-fills the slot without reading global memory (rows past the slice).
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, bool valid) {
+  const unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-// ---------------------------------------------------------------- split kernel
-template <typename T, int D, int GMAX, int TPG>
-__global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Params p) {
-  constexpr int LG = D / 8;           // lanes per K/V row
-  constexpr int NLG = kThreads / LG;  // lane groups per block
-  static_assert(LG <= 32 && (32 % LG) == 0, "a row must fit inside one warp");
+// Programmatic dependent launch (sm_90+): the combine kernel is launched while the
+// split kernel's last blocks run and waits here for their results.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_primary_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  int* s_end = reinterpret_cast<int*>(smem_raw);  // [I] clipped interval ends
-  int* s_cum = s_end + p.max_intervals;           // [I] inclusive prefix of lengths
+// Kernel variants, by the id spanattn_set_tuning takes (timings in NOTES.md). SIMT: TPG
+// tokens per lane group per step and a STAGES-deep cp.async ring, so (STAGES - 1) * TPG *
+// 32 bytes of K+V are in flight per thread. MMA: 16 tokens per warp per step, 3 stages.
+// Only variants that ran on the GPU are compiled; id 3 exists for blocks of 4 query heads
+// (its default) and falls back to id 1 otherwise.
+struct Variant {
+  int id;
+  bool mma;
+  int tpg, stages;
+};
+constexpr Variant kVariants[] = {{1, false, 4, 3}, {3, false, 4, 4}, {5, true, 16, 3}};
+
+const Variant& variant_by_id(int id) {
+  for (const Variant& v : kVariants)
+    if (v.id == id) return v;
+  return kVariants[0];
+}
+
+// Defaults are what the GPU fuzz and benchmark ran with this code (NOTES.md): blocks of
+// 1-2 query heads -> 1 (fuzz), 4 -> 3 (fuzz of its template + the benchmark sweep),
+// 5-8 -> 5, the tensor-core kernel (fuzz, sanitizer, harness; the SIMT template would
+// need ~240 registers there).
+int resolve_variant(int gmax, int requested) {
+  if (requested == 1 || requested == 5) return requested;
+  if (requested == 3) return gmax == 4 ? 3 : 1;
+  return gmax == 8 ? 5 : gmax == 4 ? 3 : 1;
+}
+
+// ---------------------------------------------------------------- shared pieces
+// Clip each interval to [0, seq_len) and scan the lengths across the block:
+// s_cum[i] = kept tokens in intervals 0..i, s_end[i] = clipped end. Returns the total
+// (same value in every thread). first_* are interval `threadIdx.x`, loaded early.
+__device__ __forceinline__ int scan_kept_lengths(const int* iv, int n_iv, int seq_len,
+                                                 int first_start, int first_end, int* s_end,
+                                                 int* s_cum) {
   __shared__ int s_warp_sum[kThreads / 32];
-
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int split = blockIdx.x;
-  const int hkv = blockIdx.y / p.head_chunks;
-  const int chunk = blockIdx.y - hkv * p.head_chunks;
-  const int b = blockIdx.z;
-  const int head0 = hkv * p.group + chunk * p.heads_per_chunk;
-  const int nheads = min(p.heads_per_chunk, p.group - chunk * p.heads_per_chunk);
-
-  const int seq_len = min(max(__ldg(p.seq_lens + b), 0), p.max_len);
-  const int n_iv = min(max(__ldg(p.n_intervals + b), 0), p.max_intervals);
-  const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
-
-  // 1. Clip the intervals and scan their lengths: s_cum[i] = kept tokens in 0..i.
   int total = 0;
   for (int base = 0; base < n_iv; base += kThreads) {
     const int i = base + tid;
     int end = 0, len = 0;
     if (i < n_iv) {
-      const int start = max(__ldg(iv + 2 * i), 0);
-      end = min(__ldg(iv + 2 * i + 1), seq_len);
+      const int start = max(base == 0 ? first_start : __ldg(iv + 2 * i), 0);
+      end = min(base == 0 ? first_end : __ldg(iv + 2 * i + 1), seq_len);
       len = max(end - start, 0);
     }
     int x = len;
@@ -166,47 +204,142 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
     total += chunk_sum;
     __syncthreads();
   }
+  return total;
+}
+
+// First interval index i with s_cum[i] > k (k < total).
+__device__ __forceinline__ int find_interval(const int* s_cum, int n_iv, int k) {
+  int lo = 0, hi = n_iv - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (s_cum[mid] > k) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+// Cache position of kept token kk; `cur` walks forward (kk only grows per caller).
+__device__ __forceinline__ int kept_position(const int* s_cum, const int* s_end, int n_iv,
+                                             int seq_len, int kk, int& cur) {
+  while (cur < n_iv - 1 && kk >= s_cum[cur]) ++cur;
+  return min(max(s_end[cur] - (s_cum[cur] - kk), 0), seq_len - 1);
+}
+
+// Merge NPART partial softmax states per head (s_ml: [NPART][HSTRIDE][2] max, sum;
+// s_acc: [NPART][HSTRIDE][D] unnormalised outputs) and write the block's result: the
+// final output when there is one split, else this split's slot of the workspace.
+template <typename T, int D, int NPART, int HSTRIDE>
+__device__ __forceinline__ void store_block_result(const Params& p, const float* s_acc,
+                                                   const float* s_ml, int b, int head0,
+                                                   int nheads, int split) {
+  const int S = p.num_splits;
+  for (int e = threadIdx.x; e < nheads * D; e += kThreads) {
+    const int g = e / D, d = e - g * D;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int x = 0; x < NPART; ++x) mx = fmaxf(mx, s_ml[(x * HSTRIDE + g) * 2]);
+    const float m_safe = mx == -INFINITY ? 0.f : mx;
+    float o = 0.f, sum = 0.f;
+#pragma unroll
+    for (int x = 0; x < NPART; ++x) {
+      const float w = exp2f(s_ml[(x * HSTRIDE + g) * 2] - m_safe);
+      sum = fmaf(w, s_ml[(x * HSTRIDE + g) * 2 + 1], sum);
+      o = fmaf(w, s_acc[(x * HSTRIDE + g) * D + d], o);
+    }
+    const size_t bh = (size_t)b * p.heads_q + head0 + g;
+    if (S == 1) {
+      reinterpret_cast<T*>(p.out)[bh * D + d] = from_float<T>(sum > 0.f ? o / sum : 0.f);
+    } else {
+      const size_t slot = bh * S + split;
+      p.part_o[slot * D + d] = o;
+      if (d == 0) {
+        p.part_ml[slot * 2] = mx;
+        p.part_ml[slot * 2 + 1] = sum;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- SIMT split kernel
+template <typename T, int D, int GMAX, int TPG, int STAGES>
+__global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Params p) {
+  constexpr int LG = D / 8;           // lanes per K/V row
+  constexpr int NLG = kThreads / LG;  // lane groups per block
+  static_assert(LG <= 32 && (32 % LG) == 0, "a row must fit inside one warp");
+
+  constexpr int kStageRows = 2 * TPG * kThreads;  // uint4 slots per stage (K then V)
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  uint4* kv_tiles = reinterpret_cast<uint4*>(smem_raw);         // [STAGES][2][TPG][kThreads]
+  int* s_end = reinterpret_cast<int*>(kv_tiles + STAGES * kStageRows);  // [I] clipped ends
+  int* s_cum = s_end + p.max_intervals;  // [I] inclusive prefix of lengths
+  const int tid = threadIdx.x;
+  const int split = blockIdx.x;
+  const int hkv = blockIdx.y / p.head_chunks;
+  const int chunk = blockIdx.y - hkv * p.head_chunks;
+  const int b = blockIdx.z;
+  const int head0 = hkv * p.group + chunk * p.heads_per_chunk;
+  const int nheads = min(p.heads_per_chunk, p.group - chunk * p.heads_per_chunk);
+  const int lg = tid / LG, li = tid - lg * LG;
+  const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
+
+  // Issue every independent global load of the prologue at once: lengths, the first
+  // chunk of intervals (speculatively, before n_intervals is known) and q.
+  const int seq_len_raw = __ldg(p.seq_lens + b);
+  const int n_iv_raw = __ldg(p.n_intervals + b);
+  int first_start = 0, first_end = 0;
+  if (tid < p.max_intervals) {
+    first_start = __ldg(iv + 2 * tid);
+    first_end = __ldg(iv + 2 * tid + 1);
+  }
+  const T* qrow = reinterpret_cast<const T*>(p.q) + ((size_t)b * p.heads_q + head0) * D + li * 8;
+  uint4 qraw[GMAX];
+#pragma unroll
+  for (int g = 0; g < GMAX; ++g)
+    qraw[g] = g < nheads ? __ldg(reinterpret_cast<const uint4*>(qrow + g * D)) : make_uint4(0, 0, 0, 0);
+  allow_dependent_launch();
+
+  const int seq_len = min(max(seq_len_raw, 0), p.max_len);
+  const int n_iv = min(max(n_iv_raw, 0), p.max_intervals);
+
+  // 1. Clip the intervals and scan their lengths: s_cum[i] = kept tokens in 0..i.
+  const int total = scan_kept_lengths(iv, n_iv, seq_len, first_start, first_end, s_end, s_cum);
 
   // 2. This block's share of the kept tokens, and this lane group's slice of it.
   const int S = p.num_splits;
   const int a = (int)(((long long)total * split) / S);
   const int span = (int)(((long long)total * (split + 1)) / S) - a;
-  const int lg = tid / LG, li = tid - lg * LG;
   const int k0 = a + (int)(((long long)span * lg) / NLG);
   const int k1 = a + (int)(((long long)span * (lg + 1)) / NLG);
   // Same trip count for every lane group, so the shuffles below see full warps.
   const int trips = ((span + NLG - 1) / NLG + TPG - 1) / TPG;
 
-  int cur = 0;  // interval holding kept token k0: first i with s_cum[i] > k0
-  if (k0 < k1) {
-    int lo = 0, hi = n_iv - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (s_cum[mid] > k0) hi = mid; else lo = mid + 1;
-    }
-    cur = lo;
-  }
+  int cur = k0 < k1 ? find_interval(s_cum, n_iv, k0) : 0;  // interval of the next token
 
   float qf[GMAX][8];
-  {
-    const T* qrow = reinterpret_cast<const T*>(p.q) +
-                    ((size_t)b * p.heads_q + head0) * D + li * 8;
 #pragma unroll
-    for (int g = 0; g < GMAX; ++g) {
-      if (g < nheads) {
-        unpack8<T>(*reinterpret_cast<const uint4*>(qrow + g * D), qf[g]);
+  for (int g = 0; g < GMAX; ++g) {
+    unpack8<T>(qraw[g], qf[g]);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) qf[g][j] *= p.scale_log2;
-      } else {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) qf[g][j] = 0.f;
-      }
-    }
+    for (int j = 0; j < 8; ++j) qf[g][j] *= p.scale_log2;
   }
 
   const size_t kv_row0 = ((size_t)b * p.heads_kv + hkv) * (size_t)p.max_len;
   const T* kbase = reinterpret_cast<const T*>(p.k) + kv_row0 * D + li * 8;
   const T* vbase = reinterpret_cast<const T*>(p.v) + kv_row0 * D + li * 8;
+
+  // Copy tile `tile` (TPG kept tokens of this lane group's slice) into its stage.
+  auto fetch = [&](int tile) {
+    uint4* stage = kv_tiles + (tile % STAGES) * kStageRows + tid;
+#pragma unroll
+    for (int t = 0; t < TPG; ++t) {
+      const int kk = k0 + tile * TPG + t;
+      const bool valid = kk < k1;
+      const int pos = valid ? kept_position(s_cum, s_end, n_iv, seq_len, kk, cur) : 0;
+      cp_async16(stage + t * kThreads, kbase + (size_t)pos * D, valid);
+      cp_async16(stage + (TPG + t) * kThreads, vbase + (size_t)pos * D, valid);
+    }
+    cp_async_commit();
+  };
 
   float m[GMAX], l[GMAX], acc[GMAX][8];  // scores are in the log2 domain
 #pragma unroll
@@ -217,30 +350,24 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
     for (int j = 0; j < 8; ++j) acc[g][j] = 0.f;
   }
 
-  // 3. Walk the slice: TPG kept tokens per step, all loads issued before any math.
-  for (int it = 0; it < trips; ++it) {
-    const int kfirst = k0 + it * TPG;
-    bool valid[TPG];
-    uint4 kr[TPG], vr[TPG];
+  // 3. Walk the slice, STAGES - 1 tiles ahead of the math.
+  if (trips > 0) {
 #pragma unroll
-    for (int t = 0; t < TPG; ++t) {
-      const int kk = kfirst + t;
-      valid[t] = kk < k1;
-      int pos = 0;
-      if (valid[t]) {
-        while (cur < n_iv - 1 && kk >= s_cum[cur]) ++cur;
-        pos = min(max(s_end[cur] - (s_cum[cur] - kk), 0), seq_len - 1);
-      }
-      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-      kr[t] = valid[t] ? load_stream(kbase + (size_t)pos * D) : zero;
-      vr[t] = valid[t] ? load_stream(vbase + (size_t)pos * D) : zero;
-    }
+    for (int t = 0; t < STAGES - 1; ++t) fetch(t);
+  }
+  for (int it = 0; it < trips; ++it) {
+    fetch(it + STAGES - 1);  // rows past the slice are zero-filled, never read
+    cp_async_wait<STAGES - 1>();
+    const uint4* stage = kv_tiles + (it % STAGES) * kStageRows + tid;
+    bool valid[TPG];
+#pragma unroll
+    for (int t = 0; t < TPG; ++t) valid[t] = k0 + it * TPG + t < k1;
 
     float s[TPG][GMAX];
 #pragma unroll
     for (int t = 0; t < TPG; ++t) {
       float kf[8];
-      unpack8<T>(kr[t], kf);
+      unpack8<T>(stage[t * kThreads], kf);
 #pragma unroll
       for (int g = 0; g < GMAX; ++g) {
         float dot = 0.f;
@@ -280,13 +407,14 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
 #pragma unroll
     for (int t = 0; t < TPG; ++t) {
       float vf[8];
-      unpack8<T>(vr[t], vf);
+      unpack8<T>(stage[(TPG + t) * kThreads], vf);
 #pragma unroll
       for (int g = 0; g < GMAX; ++g)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[g][j] = fmaf(s[t][g], vf[j], acc[g][j]);
     }
   }
+  cp_async_wait<0>();
 
   // 4. Merge the lane groups (the interval tables are dead now: reuse their memory).
   __syncthreads();
@@ -304,31 +432,245 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
   }
   __syncthreads();
 
-  for (int e = tid; e < nheads * D; e += kThreads) {
-    const int g = e / D, d = e - g * D;
-    float mx = -INFINITY;
+  store_block_result<T, D, NLG, GMAX>(p, s_acc, s_ml, b, head0, nheads, split);
+}
+
+// ---------------------------------------------------------------- tensor-core split kernel
+// Same work split as the SIMT kernel, but each WARP owns a slice of the block's kept
+// tokens and walks it 16 tokens at a time with mma.sync (m16n8k16, fp32 accumulate),
+// FlashAttention-2 style, transposed so GQA heads sit in the narrow N dimension:
+//   S^T (16 heads [>= 8 are padding] x 8 tokens) = Q (16 x D) . K^T   (A = q in registers)
+//   O^T (D x 8 heads) += V^T (D x 16 tokens) . P^T (16 tokens x 8 heads)
+// The C fragment of S^T is, element for element, the B fragment of P^T, so P goes from
+// the softmax to the second mma without touching shared memory. K/V tiles are staged
+// by cp.async in a STAGES-deep ring per warp, rows XOR-swizzled in 16-byte chunks so
+// ldmatrix reads are bank-conflict free. P is rounded to the input dtype for the second
+// mma, as FlashAttention and SDPA do; softmax statistics and accumulation stay fp32.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                          uint32_t a3, uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&d)[4], uint32_t a0, uint32_t a1,
+                                                         uint32_t a2, uint32_t a3, uint32_t b0,
+                                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float (&d)[4], uint32_t a0, uint32_t a1,
+                                                  uint32_t a2, uint32_t a3, uint32_t b0,
+                                                  uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_ptr) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem_ptr);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_ptr) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem_ptr);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <>
+__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+constexpr int kMmaHeads = 8;  // N of the PV mma: query heads per block
+
+template <int D>
+__device__ __forceinline__ int swizzled(int row, int chunk) {  // byte offset in a tile
+  return row * (D * 2) + ((chunk ^ (row & 7)) << 4);
+}
+
+template <typename T, int D, int STAGES>
+__global__ void __launch_bounds__(kThreads) span_decode_mma_kernel(const Params p) {
+  constexpr int kWarps = kThreads / 32;
+  constexpr int kTile = 16;                 // kept tokens per warp per step
+  constexpr int kTileBytes = kTile * D * 2;  // one K (or V) tile
+  constexpr int kStageBytes = 2 * kTileBytes;
+  constexpr int kKC = D / 16;  // 16-wide slices of D: k-steps of QK, m-blocks of PV
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  unsigned char* tiles = smem_raw + warp * STAGES * kStageBytes;
+  int* s_end = reinterpret_cast<int*>(smem_raw + kWarps * STAGES * kStageBytes);
+  int* s_cum = s_end + p.max_intervals;
+
+  const int split = blockIdx.x;
+  const int hkv = blockIdx.y / p.head_chunks;
+  const int chunk = blockIdx.y - hkv * p.head_chunks;
+  const int b = blockIdx.z;
+  const int head0 = hkv * p.group + chunk * p.heads_per_chunk;
+  const int nheads = min(p.heads_per_chunk, p.group - chunk * p.heads_per_chunk);
+  const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
+  const int g = lane >> 2, tq = lane & 3;  // fragment row group / thread-in-quad
+
+  const int seq_len_raw = __ldg(p.seq_lens + b);
+  const int n_iv_raw = __ldg(p.n_intervals + b);
+  int first_start = 0, first_end = 0;
+  if (tid < p.max_intervals) {
+    first_start = __ldg(iv + 2 * tid);
+    first_end = __ldg(iv + 2 * tid + 1);
+  }
+  // A fragments of Q: row g = head g (rows 8..15 are padding, zero), k = 2tq(+1), 2tq+8(+9).
+  uint32_t qa_lo[kKC], qa_hi[kKC];
+  {
+    const uint32_t* qw = reinterpret_cast<const uint32_t*>(
+        reinterpret_cast<const T*>(p.q) + ((size_t)b * p.heads_q + head0 + min(g, nheads - 1)) * D);
 #pragma unroll
-    for (int x = 0; x < NLG; ++x) mx = fmaxf(mx, s_ml[(x * GMAX + g) * 2]);
-    const float m_safe = mx == -INFINITY ? 0.f : mx;
-    float o = 0.f, sum = 0.f;
-#pragma unroll
-    for (int x = 0; x < NLG; ++x) {
-      const float w = exp2f(s_ml[(x * GMAX + g) * 2] - m_safe);
-      sum = fmaf(w, s_ml[(x * GMAX + g) * 2 + 1], sum);
-      o = fmaf(w, s_acc[(x * GMAX + g) * D + d], o);
-    }
-    const size_t bh = (size_t)b * p.heads_q + head0 + g;
-    if (S == 1) {
-      reinterpret_cast<T*>(p.out)[bh * D + d] = from_float<T>(sum > 0.f ? o / sum : 0.f);
-    } else {
-      const size_t slot = bh * S + split;
-      p.part_o[slot * D + d] = o;
-      if (d == 0) {
-        p.part_ml[slot * 2] = mx;
-        p.part_ml[slot * 2 + 1] = sum;
-      }
+    for (int kc = 0; kc < kKC; ++kc) {
+      qa_lo[kc] = g < nheads ? __ldg(qw + kc * 8 + tq) : 0u;
+      qa_hi[kc] = g < nheads ? __ldg(qw + kc * 8 + tq + 4) : 0u;
     }
   }
+  allow_dependent_launch();
+
+  const int seq_len = min(max(seq_len_raw, 0), p.max_len);
+  const int n_iv = min(max(n_iv_raw, 0), p.max_intervals);
+  const int total = scan_kept_lengths(iv, n_iv, seq_len, first_start, first_end, s_end, s_cum);
+
+  const int S = p.num_splits;
+  const int a = (int)(((long long)total * split) / S);
+  const int span = (int)(((long long)total * (split + 1)) / S) - a;
+  const int k0 = a + (int)(((long long)span * warp) / kWarps);
+  const int k1 = a + (int)(((long long)span * (warp + 1)) / kWarps);
+  const int trips = (k1 - k0 + kTile - 1) / kTile;  // per warp: nothing below syncs warps
+
+  // Filling: lane copies row (lane & 15) of each tile, chunks (lane >> 4) + 2j.
+  const int fill_row = lane & 15, fill_half = lane >> 4;
+  int cur = k0 + fill_row < k1 ? find_interval(s_cum, n_iv, k0 + fill_row) : 0;
+  const size_t kv_row0 = ((size_t)b * p.heads_kv + hkv) * (size_t)p.max_len;
+  const T* kbase = reinterpret_cast<const T*>(p.k) + kv_row0 * D;
+  const T* vbase = reinterpret_cast<const T*>(p.v) + kv_row0 * D;
+  auto fetch = [&](int tile) {
+    unsigned char* st = tiles + (tile % STAGES) * kStageBytes;
+    const int kk = k0 + tile * kTile + fill_row;
+    const bool valid = kk < k1;
+    const int pos = valid ? kept_position(s_cum, s_end, n_iv, seq_len, kk, cur) : 0;
+    const T* krow = kbase + (size_t)pos * D;
+    const T* vrow = vbase + (size_t)pos * D;
+#pragma unroll
+    for (int j = 0; j < D / 16; ++j) {
+      const int c = fill_half + 2 * j;
+      const int off = swizzled<D>(fill_row, c);
+      cp_async16(st + off, krow + c * 8, valid);
+      cp_async16(st + kTileBytes + off, vrow + c * 8, valid);
+    }
+    cp_async_commit();
+  };
+
+  float m_run = -INFINITY, l_run = 0.f;  // head g; l_run is this lane's share of the sum
+  float acc[kKC][4];  // O^T: d = mb*16 + g (+8 for [2], [3]), heads 2tq, 2tq+1
+#pragma unroll
+  for (int mb = 0; mb < kKC; ++mb) acc[mb][0] = acc[mb][1] = acc[mb][2] = acc[mb][3] = 0.f;
+
+  if (trips > 0) {
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; ++t) fetch(t);
+  }
+  for (int it = 0; it < trips; ++it) {
+    __syncwarp();  // every lane is done reading the stage fetch() overwrites
+    fetch(it + STAGES - 1);
+    cp_async_wait<STAGES - 1>();
+    __syncwarp();  // ... and every lane's copies of tile `it` have landed
+    const unsigned char* st = tiles + (it % STAGES) * kStageBytes;
+
+    float sc[2][4];  // S^T for tokens 0-7 and 8-15 of the tile
+#pragma unroll
+    for (int nb = 0; nb < 2; ++nb) {
+      sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
+#pragma unroll
+      for (int kc = 0; kc < kKC; kc += 2) {
+        uint32_t kb[4];  // B fragments of K^T for k-steps kc and kc+1
+        ldmatrix_x4(kb, st + swizzled<D>(nb * 8 + (lane & 7), kc * 2 + (lane >> 3)));
+        mma_16816<T>(sc[nb], qa_lo[kc], 0u, qa_hi[kc], 0u, kb[0], kb[1]);
+        mma_16816<T>(sc[nb], qa_lo[kc + 1], 0u, qa_hi[kc + 1], 0u, kb[2], kb[3]);
+      }
+    }
+
+    // Online softmax for head g over tile tokens 2tq, 2tq+1, 8+2tq, 9+2tq.
+    const int first = k0 + it * kTile;
+    float sv[4] = {sc[0][0], sc[0][1], sc[1][0], sc[1][1]};
+    const int tok[4] = {2 * tq, 2 * tq + 1, 8 + 2 * tq, 9 + 2 * tq};
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      sv[i] = first + tok[i] < k1 ? sv[i] * p.scale_log2 : -INFINITY;
+      tile_max = fmaxf(tile_max, sv[i]);
+    }
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 1));
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, 2));
+    const float m_new = fmaxf(m_run, tile_max);
+    const float m_safe = m_new == -INFINITY ? 0.f : m_new;
+    const float alpha = exp2f(m_run - m_safe);
+    m_run = m_new;
+    float tile_sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      sv[i] = exp2f(sv[i] - m_safe);
+      tile_sum += sv[i];
+    }
+    l_run = fmaf(l_run, alpha, tile_sum);
+    // O^T columns are heads 2tq, 2tq+1; head h's alpha is in lane 4h.
+    const float alpha_a = __shfl_sync(kFullMask, alpha, 8 * tq);
+    const float alpha_b = __shfl_sync(kFullMask, alpha, 8 * tq + 4);
+    const uint32_t pb0 = pack2<T>(sv[0], sv[1]), pb1 = pack2<T>(sv[2], sv[3]);
+
+#pragma unroll
+    for (int mb = 0; mb < kKC; ++mb) {
+      acc[mb][0] *= alpha_a;
+      acc[mb][1] *= alpha_b;
+      acc[mb][2] *= alpha_a;
+      acc[mb][3] *= alpha_b;
+      uint32_t va[4];  // A fragment of V^T: d rows mb*16.., tokens 0-15
+      const int mi = lane >> 3;
+      ldmatrix_x4_trans(va, st + kTileBytes + swizzled<D>((mi >> 1) * 8 + (lane & 7), mb * 2 + (mi & 1)));
+      mma_16816<T>(acc[mb], va[0], va[1], va[2], va[3], pb0, pb1);
+    }
+  }
+  cp_async_wait<0>();
+
+  l_run += __shfl_xor_sync(kFullMask, l_run, 1);
+  l_run += __shfl_xor_sync(kFullMask, l_run, 2);
+  __syncthreads();  // tiles and interval tables are dead: reuse the memory for the merge
+  float* s_acc = reinterpret_cast<float*>(smem_raw);  // [kWarps][kMmaHeads][D]
+  float* s_ml = s_acc + kWarps * kMmaHeads * D;       // [kWarps][kMmaHeads][2]
+#pragma unroll
+  for (int mb = 0; mb < kKC; ++mb) {
+    float* row_a = s_acc + (warp * kMmaHeads + 2 * tq) * D + mb * 16 + g;
+    float* row_b = row_a + D;
+    row_a[0] = acc[mb][0];
+    row_b[0] = acc[mb][1];
+    row_a[8] = acc[mb][2];
+    row_b[8] = acc[mb][3];
+  }
+  if (tq == 0) {
+    s_ml[(warp * kMmaHeads + g) * 2] = m_run;
+    s_ml[(warp * kMmaHeads + g) * 2 + 1] = l_run;
+  }
+  __syncthreads();
+  store_block_result<T, D, kWarps, kMmaHeads>(p, s_acc, s_ml, b, head0, nheads, split);
 }
 
 // ---------------------------------------------------------------- combine kernel
@@ -337,6 +679,7 @@ template <typename T>
 __global__ void span_decode_combine_kernel(const float* __restrict__ part_o,
                                            const float* __restrict__ part_ml,
                                            T* __restrict__ out, int num_splits, int head_dim) {
+  wait_for_primary_grid();
   const size_t bh = blockIdx.x;
   const float* ml = part_ml + bh * num_splits * 2;
   float mx = -INFINITY;
@@ -356,27 +699,29 @@ __global__ void span_decode_combine_kernel(const float* __restrict__ part_o,
 // ---------------------------------------------------------------- host side
 using SplitKernel = void (*)(Params);
 
-// TPG = 8 with 8 heads would spill (255 registers): those ask for 4 instead.
 template <typename T, int D, int GMAX>
-SplitKernel pick_tpg(int tpg) {
-  if (tpg == 2) return span_decode_split_kernel<T, D, GMAX, 2>;
-  if (tpg == 8 && GMAX < 8) return span_decode_split_kernel<T, D, GMAX, (GMAX < 8 ? 8 : 4)>;
-  return span_decode_split_kernel<T, D, GMAX, 4>;
+SplitKernel pick_variant(int variant) {
+  if (variant == 5) return span_decode_mma_kernel<T, D, 3>;
+  if constexpr (GMAX == 4) {
+    if (variant == 3) return span_decode_split_kernel<T, D, GMAX, 4, 4>;
+  }
+  return span_decode_split_kernel<T, D, GMAX, 4, 3>;
 }
 
 template <typename T, int D>
-SplitKernel pick_gmax(int gmax, int tpg) {
+SplitKernel pick_gmax(int gmax, int variant) {
   switch (gmax) {
-    case 1: return pick_tpg<T, D, 1>(tpg);
-    case 2: return pick_tpg<T, D, 2>(tpg);
-    case 4: return pick_tpg<T, D, 4>(tpg);
-    default: return pick_tpg<T, D, 8>(tpg);
+    case 1: return pick_variant<T, D, 1>(variant);
+    case 2: return pick_variant<T, D, 2>(variant);
+    case 4: return pick_variant<T, D, 4>(variant);
+    default: return pick_variant<T, D, 8>(variant);
   }
 }
 
 struct Plan {
   SplitKernel kernel;
-  int gmax, tpg, group, head_chunks, heads_per_chunk, num_splits;
+  int gmax, variant, group, head_chunks, heads_per_chunk, num_splits;
+  bool dependent_launch;
   size_t smem_bytes, workspace_bytes;
 };
 
@@ -418,10 +763,29 @@ int blocks_per_sm(SplitKernel kernel, size_t smem, int device, int* out) {
     *out = it->second;
     return SPANATTN_OK;
   }
-  cudaError_t err = cudaFuncSetAttribute((const void*)kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-  if (err != cudaSuccess) return cuda_fail(err, "cudaFuncSetAttribute(shared memory)");
+  // The attribute is a per-kernel cap, so it is only ever raised: set it once per kernel
+  // to the most the device allows beside the kernel's static shared memory (lowering it
+  // for a smaller call would break a later, cached, larger one).
+  static std::map<std::pair<int, const void*>, int> raised_to;
+  const auto kernel_key = std::make_pair(device, (const void*)kernel);
+  auto raised = raised_to.find(kernel_key);
+  if (raised == raised_to.end()) {
+    int optin = 0;
+    cudaError_t aerr = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (aerr != cudaSuccess) return cuda_fail(aerr, "cudaDeviceGetAttribute(shared memory opt-in)");
+    cudaFuncAttributes attrs;
+    aerr = cudaFuncGetAttributes(&attrs, (const void*)kernel);
+    if (aerr != cudaSuccess) return cuda_fail(aerr, "cudaFuncGetAttributes");
+    const int dynamic_max = optin - (int)attrs.sharedSizeBytes;
+    aerr = cudaFuncSetAttribute((const void*)kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max);
+    if (aerr != cudaSuccess) return cuda_fail(aerr, "cudaFuncSetAttribute(shared memory)");
+    raised = raised_to.emplace(kernel_key, dynamic_max).first;
+  }
+  if (smem > (size_t)raised->second)
+    return fail(SPANATTN_ERR_ARGUMENT, "the kernel needs %zu bytes of shared memory, the device allows %d "
+                "(too many intervals per sequence?)", smem, raised->second);
   int blocks = 0;
+  cudaError_t err;
   err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, (const void*)kernel, kThreads,
                                                       smem);
   if (err != cudaSuccess) return cuda_fail(err, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
@@ -433,20 +797,26 @@ int blocks_per_sm(SplitKernel kernel, size_t smem, int device, int* out) {
   return SPANATTN_OK;
 }
 
-int sm_count(int device, int* out) {
+struct DeviceInfo {
+  int sms, major;
+};
+
+int device_info(int device, DeviceInfo* out) {
   static std::mutex mu;
-  static std::map<int, int> cache;
+  static std::map<int, DeviceInfo> cache;
   std::lock_guard<std::mutex> lock(mu);
   const auto it = cache.find(device);
   if (it != cache.end()) {
     *out = it->second;
     return SPANATTN_OK;
   }
-  int sms = 0;
-  const cudaError_t err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  DeviceInfo info;
+  cudaError_t err = cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return cuda_fail(err, "cudaDeviceGetAttribute(SM count)");
-  cache[device] = sms;
-  *out = sms;
+  err = cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return cuda_fail(err, "cudaDeviceGetAttribute(compute capability)");
+  cache[device] = info;
+  *out = info;
   return SPANATTN_OK;
 }
 
@@ -473,25 +843,31 @@ int make_plan(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
   plan->heads_per_chunk = (plan->group + plan->head_chunks - 1) / plan->head_chunks;
   const int hpc = plan->heads_per_chunk;
   plan->gmax = hpc <= 1 ? 1 : hpc <= 2 ? 2 : hpc <= 4 ? 4 : 8;
-  plan->tpg = g_tokens_per_step > 0 ? g_tokens_per_step : (plan->gmax >= 8 ? 2 : 4);
+  plan->variant = resolve_variant(plan->gmax, g_variant);
   if (dtype == SPANATTN_BF16)
-    plan->kernel = head_dim == 64 ? pick_gmax<__nv_bfloat16, 64>(plan->gmax, plan->tpg)
-                                  : pick_gmax<__nv_bfloat16, 128>(plan->gmax, plan->tpg);
+    plan->kernel = head_dim == 64 ? pick_gmax<__nv_bfloat16, 64>(plan->gmax, plan->variant)
+                                  : pick_gmax<__nv_bfloat16, 128>(plan->gmax, plan->variant);
   else
-    plan->kernel = head_dim == 64 ? pick_gmax<__half, 64>(plan->gmax, plan->tpg)
-                                  : pick_gmax<__half, 128>(plan->gmax, plan->tpg);
-  const size_t lane_groups = kThreads / (head_dim / 8);
-  const size_t merge_bytes = lane_groups * plan->gmax * (head_dim + 2) * sizeof(float);
+    plan->kernel = head_dim == 64 ? pick_gmax<__half, 64>(plan->gmax, plan->variant)
+                                  : pick_gmax<__half, 128>(plan->gmax, plan->variant);
+  const size_t merge_parts = kThreads / (head_dim / 8);  // SIMT lane groups (>= MMA's 4 warps)
+  const size_t merge_bytes = merge_parts * std::max(plan->gmax, kMmaHeads) * (head_dim + 2) * sizeof(float);
+  const Variant& v = variant_by_id(plan->variant);
+  const size_t tile_bytes =
+      v.mma ? (size_t)(kThreads / 32) * v.stages * 2 * v.tpg * head_dim * 2
+            : (size_t)v.stages * 2 * v.tpg * kThreads * sizeof(uint4);
   const size_t table_bytes = (size_t)max_intervals * 2 * sizeof(int);
-  plan->smem_bytes = std::max(merge_bytes, table_bytes);
+  plan->smem_bytes = std::max(merge_bytes, tile_bytes + table_bytes);
 
-  int blocks = 0, sms = 0;
+  int blocks = 0;
+  DeviceInfo info;
   if ((status = blocks_per_sm(plan->kernel, plan->smem_bytes, device, &blocks)) != SPANATTN_OK)
     return status;
-  if ((status = sm_count(device, &sms)) != SPANATTN_OK) return status;
+  if ((status = device_info(device, &info)) != SPANATTN_OK) return status;
+  plan->dependent_launch = info.major >= 9;
   const int pairs = std::max(1, batch * heads_kv * plan->head_chunks);
   plan->num_splits = g_num_splits > 0 ? std::min(g_num_splits, kMaxSplits)
-                                      : choose_splits(pairs, sms * blocks, max_len);
+                                      : choose_splits(pairs, info.sms * blocks, max_len);
   plan->workspace_bytes = plan->num_splits == 1
                               ? 0
                               : (size_t)batch * heads_q * plan->num_splits * (head_dim + 2) *
@@ -500,9 +876,20 @@ int make_plan(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
 }
 
 template <typename T>
-void launch_combine(const Params& p, int batch, int head_dim, cudaStream_t stream) {
-  span_decode_combine_kernel<T><<<(unsigned)(batch * p.heads_q), head_dim, 0, stream>>>(
-      p.part_o, p.part_ml, reinterpret_cast<T*>(p.out), p.num_splits, head_dim);
+cudaError_t launch_combine(const Params& p, int batch, int head_dim, bool dependent,
+                           cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)(batch * p.heads_q));
+  config.blockDim = dim3(head_dim);
+  config.stream = stream;
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = dependent ? 1 : 0;
+  return cudaLaunchKernelEx(&config, span_decode_combine_kernel<T>, (const float*)p.part_o,
+                            (const float*)p.part_ml, reinterpret_cast<T*>(p.out), p.num_splits,
+                            head_dim);
 }
 
 }  // namespace
@@ -513,14 +900,13 @@ int spanattn_abi_version(void) { return SPANATTN_ABI_VERSION; }
 
 const char* spanattn_last_error(void) { return g_last_error; }
 
-int spanattn_set_tuning(int tokens_per_step, int num_splits) {
-  if (tokens_per_step != 0 && tokens_per_step != 2 && tokens_per_step != 4 &&
-      tokens_per_step != 8)
-    return fail(SPANATTN_ERR_ARGUMENT, "tokens_per_step must be 0, 2, 4 or 8 (got %d)",
-                tokens_per_step);
+int spanattn_set_tuning(int variant, int num_splits) {
+  if (variant != 0 && variant_by_id(variant).id != variant)
+    return fail(SPANATTN_ERR_ARGUMENT, "variant must be 0 (automatic), 1, 3 or 5 (got %d)",
+                variant);
   if (num_splits < 0)
     return fail(SPANATTN_ERR_ARGUMENT, "num_splits must be >= 0 (got %d)", num_splits);
-  g_tokens_per_step = tokens_per_step;
+  g_variant = variant;
   g_num_splits = num_splits;
   return SPANATTN_OK;
 }
@@ -589,9 +975,9 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
                                      plan.smem_bytes, s);
   if (err != cudaSuccess) return cuda_fail(err, "span_decode_split_kernel launch");
   if (plan.num_splits > 1) {
-    if (dtype == SPANATTN_BF16) launch_combine<__nv_bfloat16>(p, batch, head_dim, s);
-    else launch_combine<__half>(p, batch, head_dim, s);
-    err = cudaGetLastError();
+    err = dtype == SPANATTN_BF16
+              ? launch_combine<__nv_bfloat16>(p, batch, head_dim, plan.dependent_launch, s)
+              : launch_combine<__half>(p, batch, head_dim, plan.dependent_launch, s);
     if (err != cudaSuccess) return cuda_fail(err, "span_decode_combine_kernel launch");
   }
   return SPANATTN_OK;

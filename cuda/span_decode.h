@@ -65,9 +65,10 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
                          int max_len, int head_dim, int max_intervals, float scale,
                          int dtype, void* stream);
 
-/* Tuning knobs for benchmarks (0 = automatic): tokens each lane group loads per
- * step (2, 4 or 8) and a forced number of KV splits. Process-wide. */
-int spanattn_set_tuning(int tokens_per_step, int num_splits);
+/* Tuning knobs for benchmarks (0 = automatic): kernel variant (1, 3 = SIMT ring
+ * depths, 5 = tensor cores; see kVariants in span_decode.cu) and a forced number of KV
+ * splits. Process-wide. */
+int spanattn_set_tuning(int variant, int num_splits);
 
 #ifdef __cplusplus
 }

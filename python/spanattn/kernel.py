@@ -257,10 +257,10 @@ def plan(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int]:
     return _plans[key]
 
 
-def set_tuning(tokens_per_step: int = 0, num_splits: int = 0) -> None:
-    """Benchmark knob: force the kernel variant / split count (0 = automatic)."""
+def set_tuning(variant: int = 0, num_splits: int = 0) -> None:
+    """Benchmark knob: force the kernel variant (1, 3, 5; see span_decode.cu) / split count (0 = automatic)."""
     lib = load_library()
-    _check_status(lib, lib.spanattn_set_tuning(tokens_per_step, num_splits), "set_tuning")
+    _check_status(lib, lib.spanattn_set_tuning(variant, num_splits), "set_tuning")
     _plans.clear()
 
 

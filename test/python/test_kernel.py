@@ -207,6 +207,6 @@ def test_built_library_loads_and_reports_errors_through_the_abi(monkeypatch):
     monkeypatch.setattr(kernel, "_lib", None)
     lib = kernel.load_library()
     assert lib.spanattn_abi_version() == kernel.ABI_VERSION
-    with pytest.raises(KernelArgumentError, match=re.escape("tokens_per_step must be 0, 2, 4 or 8 (got 3)")):
-        kernel.set_tuning(tokens_per_step=3)
+    with pytest.raises(KernelArgumentError, match=re.escape("variant must be 0 (automatic), 1, 3 or 5 (got 9)")):
+        kernel.set_tuning(variant=9)
     kernel.set_tuning(0, 0)
