@@ -176,9 +176,6 @@ def prepare_model(cfg: TrainConfig, train_records: list[dict], task: str, device
             texts, cfg.model.bpe_vocab_size)
         out.log(f"tokenizer: {kind}, {len(tok)} tokens")
         model = models.build_default_model(cfg.model.config, len(tok), tok.pad_id, tok.bos_id, tok.eos_id, impl, dtype)
-    max_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if max_pos is not None and cfg.train.seq_len > max_pos and not cfg.train.packing:
-        raise TrainError(f"train.seq_len {cfg.train.seq_len} exceeds the model's max_position_embeddings {max_pos}")
     return model.to(device), tok, impl, new_ids
 
 
@@ -287,6 +284,13 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     val_enc = [e for _, e in val_keep]
     if skipped:
         out.log(f"skipped {skipped} train records longer than train.seq_len {t.seq_len}")
+    if not train_enc:
+        raise TrainError(f"no train records fit train.seq_len {t.seq_len}", "raise train.seq_len")
+    longest = max(len(e) for e in train_enc)
+    max_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if max_pos is not None and longest > max_pos:
+        raise TrainError(f"a train record is {longest} tokens, beyond the model's max_position_embeddings {max_pos}",
+                         "lower train.seq_len (with train.long_records: skip) or use a model with longer positions")
     rows_per_step = t.micro_batch_size * t.grad_accum * dist.world
     try:
         plan = batches.EpochPlan(np.array([len(e) for e in train_enc]), t.seq_len, t.packing, cfg.seed, rows_per_step)

@@ -6,6 +6,7 @@ backward), and a short bf16 run with torch.compile trains and checkpoints.
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,7 +28,7 @@ def test_flex_block_mask_equals_sdpa_boolean_mask(sparse):
     tok = tokenizers.build_char_tokenizer(tokenizers.record_texts(records))
     enc, _ = batches.encode_records(records, tok)
     lengths = [len(e) for e in enc]
-    rows = batches.pack(__import__("numpy").array(lengths), __import__("numpy").arange(len(enc)), 256)[:4]
+    rows = batches.pack(np.array(lengths), np.arange(len(enc)), 256)[:4]
     b = batches.collate(enc, rows, tok.pad_id, T=256).to(torch.device("cuda"))
     out = {}
     for impl in ("sdpa", "flex_attention"):
