@@ -4,7 +4,7 @@
  * stops the run before anything is written, unless --skip-bad leaves it out.
  *
  *   spanattn gen-data news --config configs/data/news-cnndm.yaml --out datasets/news-cnndm
- *   spanattn gen-data news --input '../shared/data/news/html/*/source.html' --out datasets/news-html --json
+ *   spanattn gen-data news --input '../shared/data/news/html/*'/source.html --out datasets/news-html --json
  */
 import { Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
