@@ -47,16 +47,7 @@ if (only !== "py") {
   check("vitest", r);
 }
 
-if (only !== "ts") {
-  // GPU tests run on the device machine (see benchmarks/README.md); CI has no GPU.
-  const marks = process.env.SPANATTN_GPU_TESTS ? [] : ["-m", "not gpu"];
-  const r = step("pytest", python, ["-m", "pytest", "-p", "no:cacheprovider", ...marks], { capture: true });
-  const last = (r.stdout ?? "").trim().split("\n").pop() ?? "";
-  passed += Number(/(\d+) passed/.exec(last)?.[1] ?? 0);
-  failed += Number(/(\d+) failed/.exec(last)?.[1] ?? 0) + Number(/(\d+) errors?/.exec(last)?.[1] ?? 0);
-  check("pytest", r);
-}
-
+// The kernel compile check before pytest, so the tests that load the built library run.
 if (only === null) {
   const nvcc = spawnSync("nvcc", ["--version"], { encoding: "utf8" });
   if (nvcc.status === 0) {
@@ -67,6 +58,16 @@ if (only === null) {
   } else {
     process.stderr.write("\n== kernel compile check: nvcc not found on this machine, not run\n");
   }
+}
+
+if (only !== "ts") {
+  // GPU tests run on the device machine (see benchmarks/README.md); CI has no GPU.
+  const marks = process.env.SPANATTN_GPU_TESTS ? [] : ["-m", "not gpu"];
+  const r = step("pytest", python, ["-m", "pytest", "-p", "no:cacheprovider", ...marks], { capture: true });
+  const last = (r.stdout ?? "").trim().split("\n").pop() ?? "";
+  passed += Number(/(\d+) passed/.exec(last)?.[1] ?? 0);
+  failed += Number(/(\d+) failed/.exec(last)?.[1] ?? 0) + Number(/(\d+) errors?/.exec(last)?.[1] ?? 0);
+  check("pytest", r);
 }
 
 if (failures.length) process.stderr.write(`\nfailed steps: ${failures.join(", ")}\n`);
