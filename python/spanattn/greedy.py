@@ -1,18 +1,59 @@
 """Simple greedy decoding under the span mask, for validation during training.
 
-Every step re-runs the whole (batch of) sequences with the mask recomputed from the span
-parse of the tokens so far: slow but exactly the semantics of DESIGN §1, which is what a
-validation number must measure. The fast decode loop (KV cache, span kernel, CUDA graphs)
-is the inference engine's job.
+Every step re-runs the whole (batch of) sequences under the span mask of the tokens so far:
+slow but exactly the semantics of DESIGN §1, which is what a validation number must measure.
+The fast decode loop (KV cache, span kernel, CUDA graphs) is the inference engine's job.
+
+The mask of earlier tokens never changes when a token is appended (the parser reads left to
+right), so each row keeps its metadata and only the new token's is computed, by the same
+parser run on the current segment behind ``cur - 1`` empty segments (``IncrementalMeta``):
+the state machine starts afresh at each ``<seg>`` and only the segment's index carries over.
 
     exact = arith_exact_match(model, tok, records, mode="sparse")
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import masks
 from .tokenizer import SpanTokenizer
+
+
+class IncrementalMeta:
+    """One row's mask metadata, extended a token at a time."""
+
+    def __init__(self, tok: SpanTokenizer, prompt: list[int]):
+        self.tok = tok
+        self.K = tok.grammar.max_intervals
+        self.ids = list(prompt)
+        m = masks.record_meta_from_parse(tok.parse(self.ids), self.K)
+        self.seg, self.sparse, self.allowed = list(m.seg), list(m.sparse), list(m.allowed)
+        seg_id = tok.token_id(tok.grammar.seg)
+        starts = [i for i, t in enumerate(self.ids) if t == seg_id]
+        self.cur_start = starts[-1] if starts else 0
+        self.seg_id = seg_id
+
+    def append(self, token: int) -> None:
+        self.ids.append(token)
+        if token == self.seg_id:
+            self.cur_start = len(self.ids) - 1
+        cur = self.seg[-1] + (token == self.seg_id) if self.seg else 0
+        if cur == 0:
+            p = self.tok.parse(self.ids)
+        else:
+            p = self.tok.parse([self.tok.bos_id] + [self.seg_id] * (cur - 1) + self.ids[self.cur_start:])
+        row = np.full(self.K, masks.UNUSED, dtype=np.int16)
+        if p.sparse[-1]:
+            allowed = [0, cur, *(r for r in p.refs[cur] if r not in (0, cur))]
+            row[: len(allowed)] = allowed
+        self.seg.append(cur)
+        self.sparse.append(bool(p.sparse[-1]))
+        self.allowed.append(row)
+
+    def record_meta(self) -> masks.RecordMeta:
+        return masks.RecordMeta(seg=np.asarray(self.seg, dtype=np.int32), sparse=np.asarray(self.sparse, dtype=bool),
+                                allowed=np.asarray(self.allowed, dtype=np.int16).reshape(len(self.seg), self.K))
 
 
 @torch.no_grad()
@@ -20,7 +61,6 @@ def greedy_decode(model, tok: SpanTokenizer, prompts: list[list[int]], max_new_t
                   attn_implementation: str = "sdpa", batch_size: int = 64, autocast_dtype=None) -> list[list[int]]:
     """Generated ids (without the prompt) for each prompt, stopping at <eos>."""
     device = next(model.parameters()).device
-    K = tok.grammar.max_intervals
     impl = "sdpa" if attn_implementation == "flex_attention" else attn_implementation  # shapes change every step
     dtype = next(model.parameters()).dtype
     out: list[list[int]] = []
@@ -29,6 +69,7 @@ def greedy_decode(model, tok: SpanTokenizer, prompts: list[list[int]], max_new_t
     try:
         for start in range(0, len(prompts), batch_size):
             seqs = [list(p) for p in prompts[start:start + batch_size]]
+            metas = [IncrementalMeta(tok, p) for p in seqs]
             done = [False] * len(seqs)
             gen: list[list[int]] = [[] for _ in seqs]
             for _ in range(max_new_tokens):
@@ -41,7 +82,7 @@ def greedy_decode(model, tok: SpanTokenizer, prompts: list[list[int]], max_new_t
                 for r, i in enumerate(live):
                     ids[r, : len(seqs[i])] = torch.tensor(seqs[i])
                     pos[r, : len(seqs[i])] = torch.arange(len(seqs[i]))
-                meta = masks.meta_from_parses([[tok.parse(seqs[i])] for i in live], T, K).to(device)
+                meta = masks.stack_rows([[metas[i].record_meta()] for i in live], T).to(device)
                 mask = masks.model_mask(meta, sparse, impl, dtype)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     logits = _forward(model, ids.to(device), mask, pos.to(device), impl)
@@ -49,6 +90,7 @@ def greedy_decode(model, tok: SpanTokenizer, prompts: list[list[int]], max_new_t
                 nxt = logits[torch.arange(len(live), device=device), last].argmax(-1).tolist()
                 for i, t in zip(live, nxt):
                     seqs[i].append(t)
+                    metas[i].append(t)
                     gen[i].append(t)
                     if t == tok.eos_id:
                         done[i] = True

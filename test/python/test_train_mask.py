@@ -195,3 +195,20 @@ def test_char_fast_path_equals_the_rust_tokenizer():
     fast = tok.encode_batch(texts)
     tok._char_vocab = None
     assert fast == tok.encode_batch(texts)
+
+
+@pytest.mark.parametrize("vector", VECTORS["token_vectors"], ids=lambda v: v["name"])
+def test_incremental_metadata_equals_a_full_parse(vector):
+    """Greedy decoding extends each row's mask a token at a time; it must equal parsing the
+    whole sequence, malformed directives included."""
+    from spanattn import greedy
+
+    tok = tokenizers.build_char_tokenizer([t for t in vector["tokens"] if not t.startswith("<") or len(t) == 1])
+    ids = [tok.special_ids[t] if t in tok.special_ids else tok.encode(t)[0] for t in vector["tokens"]]
+    for cut in (1, min(3, len(ids))):
+        inc = greedy.IncrementalMeta(tok, ids[:cut])
+        for t in ids[cut:]:
+            inc.append(t)
+        got, ref = inc.record_meta(), masks.record_meta_from_parse(tok.parse(ids), K)
+        assert np.array_equal(got.seg, ref.seg) and np.array_equal(got.sparse, ref.sparse)
+        assert np.array_equal(got.allowed, ref.allowed)
