@@ -342,8 +342,14 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
               "tokens_seen": tokens_seen, "world_size": dist.world}
         info = models.spanattn_info(spans.default_grammar().to_dict(), cfg.to_dict(), step,
                                     {"task": task, "attention": impl, "base_model": cfg.model.path})
-        path = checkpoint.save_checkpoint(run_dir, step, raw_model, tok, info, st, cfg.checkpoint.keep_last,
-                                          is_lora=cfg.lora.enabled)
+        try:
+            path = checkpoint.save_checkpoint(run_dir, step, raw_model, tok, info, st, cfg.checkpoint.keep_last,
+                                              is_lora=cfg.lora.enabled)
+        except OSError as e:
+            found = checkpoint.latest_checkpoint(run_dir)
+            raise TrainError(f"could not write the step-{step} checkpoint ({e.strerror or e}); "
+                             f"{'the previous one is intact: ' + str(found[1]) if found else 'no earlier checkpoint exists'}",
+                             "free disk space, then continue with --resume", kind="disk") from None
         out.event("checkpoint", step=step, path=str(path))
         return path
 

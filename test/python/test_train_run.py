@@ -150,6 +150,29 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(dataset, tmp_path):
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "run")] == [1]
 
 
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(dataset, tmp_path, monkeypatch):
+    import errno
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def flaky_save(obj, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint: the disk fills mid-write
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", flaky_save)
+    cfg = tiny_config(dataset, train={"max_steps": 6}, checkpoint={"every": 2})
+    with pytest.raises(train.TrainError, match=r"step-4 checkpoint \(No space left on device\); the previous one is intact: .*step-000002"):
+        train.run(load_config(cfg), tmp_path / "run")
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == ["step-000002"]  # no half-written step-000004, no temp folder
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    resumed = train.run(load_config(cfg), tmp_path / "run", resume=True)
+    assert resumed["status"] == "ok" and resumed["resumed_from"].endswith("step-000002")
+
+
 def _tiny_hf_model(path: Path, model_type: str = "llama") -> Path:
     """A random Llama and a char tokenizer without span tokens, saved like any HF folder."""
     from tokenizers import Regex, Tokenizer, decoders, models as tmodels, pre_tokenizers
