@@ -215,7 +215,9 @@ def validate(model, cfg: TrainConfig, tok, val_encoded, val_records, task, impl,
         order = np.arange(len(val_encoded))
         rows = batches.pack(lengths, order, cfg.train.seq_len) if cfg.train.packing else [[i] for i in order.tolist()]
         mb = cfg.train.micro_batch_size
-        groups = [rows[k:k + mb] for k in range(0, len(rows), mb)][: cfg.val.loss_batches]
+        groups = [rows[k:k + mb] for k in range(0, len(rows), mb)]
+        # Full groups only where there are some: the training shape, so compiled kernels are reused.
+        groups = ([g for g in groups if len(g) == mb] or groups)[: cfg.val.loss_batches]
         for mode in ("sparse", "dense"):
             total, count = 0.0, 0
             for group in groups:
