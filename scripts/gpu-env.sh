@@ -11,5 +11,9 @@ if ! command -v node >/dev/null 2>&1; then
   export PATH="/tmp/spanattn-node:$PATH"
 fi
 export SPANATTN_PYTHON="${SPANATTN_PYTHON:-python3}"
-spanattn() { node "$(pwd)/bin/spanattn.mjs" "$@"; }
+# a `spanattn` command on PATH (a script, so `timeout spanattn ...` works too)
+mkdir -p /tmp/spanattn-bin
+printf '#!/bin/sh\nexec node "%s/bin/spanattn.mjs" "$@"\n' "$(pwd)" > /tmp/spanattn-bin/spanattn
+chmod +x /tmp/spanattn-bin/spanattn
+export PATH="/tmp/spanattn-bin:$PATH"
 set +e

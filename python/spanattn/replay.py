@@ -72,7 +72,12 @@ def build_rows(records: list[dict], tok, L: int, G: int, batch: int) -> tuple[li
     for b in range(batch):
         target = rendered[long_enough[b % len(long_enough)]]
         header = target.ids[: target.ids.index(seg_id)] if seg_id in target.ids else target.ids[:1]
-        body = target.ids[len(header):]  # <seg>prompt <seg><attend>..</attend>step ... <eos>
+        # <seg>prompt <seg><attend>..</attend>step ...: cut so the G decoded tokens sit in the
+        # middle of the response, where its steps have their typical length (the last steps
+        # of an evaluation are a few characters long, and their directive tokens are global)
+        resp_len = len(target.ids) - target.prompt_length
+        cut = target.prompt_length + (resp_len + G) // 2
+        body = target.ids[len(header):cut]
         # history: earlier records flattened into one prompt segment each, until L fits
         need = L - len(header) - len(body)
         history: list[int] = []
