@@ -38,6 +38,23 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def finish(compute, out_dir: str, kind: str) -> None:
+    """Run `compute`, write its result to <out_dir>/result.json (atomically) and print it as
+    the final stdout line; an EvalError becomes the bridge's error result and exit code 2."""
+    try:
+        result = compute()
+    except EvalError as e:
+        print(json.dumps({"status": "error", "error": {"kind": kind, "message": str(e), "hint": e.hint}}))
+        sys.exit(2)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out / "result.json")
+    result["out"] = str(out)
+    print(json.dumps(result))
+
+
 # ----------------------------------------------------------------------------- loading
 def find_checkpoint(run: Path, checkpoint: str | None) -> Path:
     from .checkpoint import latest_checkpoint
@@ -310,18 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     args.sweep_batches = [int(b) for b in args.sweep_batches.split(",") if b]
-    try:
-        result = evaluate(args)
-    except EvalError as e:
-        print(json.dumps({"status": "error", "error": {"kind": "eval", "message": str(e), "hint": e.hint}}))
-        sys.exit(2)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out / "result.json")
-    result["out"] = str(out)
-    print(json.dumps(result))
+    finish(lambda: evaluate(args), args.out, kind="eval")
 
 
 if __name__ == "__main__":

@@ -15,16 +15,13 @@ both ways, the speed-up, and the attended fraction actually used.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 import torch
 
 from . import spans
 from .data import DataError, load_dataset
 from .engine import Engine, percentile
-from .evaluate import EvalError, check_kernel, emit, log, pick_device
+from .evaluate import EvalError, check_kernel, emit, finish, log, pick_device
 
 SHAPES = {
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -176,17 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.contexts = [int(x) for x in args.contexts.split(",") if x]
     args.batches = [int(x) for x in args.batches.split(",") if x]
-    try:
-        result = replay(args)
-    except EvalError as e:
-        print(json.dumps({"status": "error", "error": {"kind": "replay", "message": str(e), "hint": e.hint}}))
-        sys.exit(2)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json.tmp").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "result.json.tmp").replace(out / "result.json")
-    result["out"] = str(out)
-    print(json.dumps(result))
+    finish(lambda: replay(args), args.out, kind="replay")
 
 
 if __name__ == "__main__":
