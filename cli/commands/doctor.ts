@@ -3,13 +3,13 @@
  * kernel) and, for each command, whether it can run here and why not.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Command } from "commander";
 import { z } from "zod";
 import { loadOptions } from "../lib/config.js";
 import { SpanattnError } from "../lib/errors.js";
 import { printResult, table } from "../lib/output.js";
-import { kernelBuildDir } from "../lib/paths.js";
+import { kernelBuildDir, projectRoot } from "../lib/paths.js";
 import { runPython } from "../lib/python.js";
 import { detectGpus, findNvcc } from "../preflight/nvcc.js";
 import { choosePython } from "../preflight/python.js";
@@ -48,12 +48,13 @@ export const DoctorResultSchema = z.object({
 });
 export type DoctorResult = z.infer<typeof DoctorResultSchema>;
 
-function kernelStatus(): DoctorResult["kernel"] {
-  const manifest = join(kernelBuildDir, "manifest.json");
+/** Whether `spanattn build-kernel` left a library behind (its manifest names it, repo-relative). */
+export function kernelStatus(buildDir = kernelBuildDir, root = projectRoot): DoctorResult["kernel"] {
+  const manifest = join(buildDir, "manifest.json");
   if (!existsSync(manifest)) return { built: false, library: null, archs: null };
   try {
     const m = JSON.parse(readFileSync(manifest, "utf8"));
-    const lib = typeof m.library === "string" ? join(kernelBuildDir, m.library) : join(kernelBuildDir, "libspanattn.so");
+    const lib = typeof m.library === "string" ? resolve(root, m.library) : join(buildDir, "libspanattn.so");
     return { built: existsSync(lib), library: lib, archs: Array.isArray(m.archs) ? m.archs : null };
   } catch {
     return { built: false, library: null, archs: null };

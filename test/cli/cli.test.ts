@@ -102,3 +102,20 @@ describe("setup", () => {
     expect(r.stderr).toMatch(/Python interpreter not found: \/nonexistent\/python3 \(from --python\)/);
   });
 });
+
+describe("doctor: kernel status", () => {
+  it("reads the build manifest (library path relative to the project) and checks the library exists", async () => {
+    const { kernelStatus } = await import("../../cli/commands/doctor.js");
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tempDir } = await import("../helpers.js");
+    const root = tempDir();
+    const build = join(root, "cuda", "build");
+    expect(kernelStatus(build, root)).toEqual({ built: false, library: null, archs: null });
+    mkdirSync(build, { recursive: true });
+    writeFileSync(join(build, "manifest.json"), JSON.stringify({ library: "cuda/build/libspanattn.so", archs: ["sm_90a"] }));
+    expect(kernelStatus(build, root).built).toBe(false);
+    writeFileSync(join(build, "libspanattn.so"), "");
+    expect(kernelStatus(build, root)).toEqual({ built: true, library: join(build, "libspanattn.so"), archs: ["sm_90a"] });
+  });
+});
