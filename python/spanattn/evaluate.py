@@ -240,7 +240,8 @@ def hf_generate_baseline(model, prompts: list[list[int]], batch: int, max_new_to
             "note": "includes prefill; static cache; greedy"}
 
 
-def evaluate(args) -> dict:
+def prepare(args):
+    """(device, attention op, dtype, dataset) for an eval or replay run; errors as EvalError."""
     device = pick_device(args.device)
     attention = check_kernel(device, args.allow_reference)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -248,6 +249,11 @@ def evaluate(args) -> dict:
         ds = load_dataset(args.data)
     except DataError as e:
         raise EvalError(str(e), e.hint) from None
+    return device, attention, dtype, ds
+
+
+def evaluate(args) -> dict:
+    device, attention, dtype, ds = prepare(args)
     ckpt = find_checkpoint(Path(args.run), args.checkpoint)
     log(f"loading {ckpt} on {device} ({dtype}); attention op: {attention}")
     model, tok, info = load_run(ckpt, device, dtype)

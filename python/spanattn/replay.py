@@ -19,9 +19,8 @@ import argparse
 import torch
 
 from . import spans
-from .data import DataError, load_dataset
 from .engine import Engine, percentile
-from .evaluate import EvalError, check_kernel, emit, finish, log, pick_device
+from .evaluate import EvalError, emit, finish, log, prepare
 
 SHAPES = {
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -98,13 +97,7 @@ def build_rows(records: list[dict], tok, L: int, G: int, batch: int) -> tuple[li
 
 
 def replay(args) -> dict:
-    device = pick_device(args.device)
-    attention = check_kernel(device, args.allow_reference)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        ds = load_dataset(args.data)
-    except DataError as e:
-        raise EvalError(str(e), e.hint) from None
+    device, attention, dtype, ds = prepare(args)
     from .tokenizer import build_char_tokenizer, record_texts
 
     records = ds.records(args.split, limit=args.limit)
