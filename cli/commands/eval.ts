@@ -47,6 +47,7 @@ export const evalRunOptionsSchema = z
     device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
     allowReference: z.boolean().default(false),
     noGraph: z.boolean().default(false),
+    continuous: z.boolean().default(false),
     python: z.string().optional(),
     out: z.string().optional(),
     json: z.boolean().default(false),
@@ -110,6 +111,7 @@ export async function runEval(opts: EvalRunOptions) {
     if (opts.maxNewTokens) args.push("--max-new-tokens", String(opts.maxNewTokens));
     if (opts.limit) args.push("--limit", String(opts.limit));
     if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","));
+    if (opts.continuous) args.push("--continuous");
     if (opts.allowReference) args.push("--allow-reference");
     if (opts.noGraph) args.push("--no-graph");
     const r = await runPython({ python: python.python, module: "spanattn.evaluate", args, result: EvalResultSchema, onEvent, onStderr });
@@ -143,6 +145,7 @@ export function evalRunCommand(): Command {
     .option("--device <name>", "auto (default), cpu or cuda")
     .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
+    .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")
     .option("--json", "print only the JSON result")

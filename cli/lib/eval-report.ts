@@ -23,6 +23,7 @@ export const ModeStatsSchema = z
     malformed_rate: num,
     peak_memory_mib: maybe,
     cuda_graph: z.boolean(),
+    continuous: z.boolean(),
     accuracy: z.record(z.string(), num),
     attended_per_step: z.array(num).optional(),
     samples: z.array(z.object({ id: z.string(), generated: z.string() })),

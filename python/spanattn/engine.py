@@ -109,6 +109,7 @@ class Engine:
         self.dense = torch.zeros((), dtype=torch.bool, device=self.device)
         self.next_tok = torch.zeros(self.B, **i64)
         self.attended = torch.zeros(self.B, **i64)  # keys the attention op was given, summed
+        self.emitted = torch.full((self.B,), -1, **i64)  # this step's new token per row, -1 if idle
         self.logits = torch.zeros(self.B, cfg.vocab_size, dtype=torch.float32, device=self.device)
         self._arange_b = torch.arange(self.B, device=self.device)
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
@@ -159,6 +160,7 @@ class Engine:
         nxt = torch.where(use_forced, forced_now, free)
         nxt = torch.where(active, nxt, self.tok)
         self.next_tok.copy_(nxt)
+        self.emitted.copy_(torch.where(active, nxt, torch.full_like(nxt, -1)))
         new_pos = torch.where(active, self.pos + 1, self.pos)
         finished = active & ((nxt == self.eos_id) & ~use_forced | (new_pos >= self.limit)
                              | (use_forced & (self.step_idx + 1 >= self.forced_len) & (self.forced_len > 0)))
@@ -185,7 +187,7 @@ class Engine:
 
     def _snapshot(self):
         st = self.state
-        tensors = [self.tok, self.pos, self.done, self.step_idx, self.next_tok, self.attended, st.seg_starts, st.cur, st.mode, st.nref,
+        tensors = [self.tok, self.pos, self.limit, self.done, self.step_idx, self.next_tok, self.attended, st.seg_starts, st.cur, st.mode, st.nref,
                    st.nvalid, st.refs, st.attempts, st.malformed, st.sparse_tokens, st.attended, st.possible]
         return [(t, t.clone()) for t in tensors]
 
@@ -213,15 +215,27 @@ class Engine:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         prompts = list(prompts) + [prompts[0]] * (self.B - n)  # padding rows run but are never counted
-        lengths = [len(p) for p in prompts]
-        T = max(lengths)
-        rows_per_chunk = max(1, chunk_tokens // T)
+        self._fill_rows(list(range(self.B)), prompts, [max_new_tokens] * self.B, chunk_tokens)
+        self._n = n
+        self._max_new = max_new_tokens
+        self._prefilled = self._snapshot()
+        if sync:
+            torch.cuda.synchronize()
+        self._prefill_seconds = time.perf_counter() - t0
+        return self._prefill_seconds
+
+    def _fill_rows(self, rows: list[int], prompts: list[list[int]], max_new: list[int], chunk_tokens: int = 32768) -> None:
+        """Prefill `prompts` into cache rows `rows` (dense, chunked) and set those rows' span
+        state, input token, position and limit. Other rows are untouched."""
+        T = max(len(p) for p in prompts)
+        per_chunk = max(1, chunk_tokens // T)
         base = self.model.model  # no LM head: prefill logits are not needed (B*T*V floats)
-        for r0 in range(0, self.B, rows_per_chunk):
-            r1 = min(self.B, r0 + rows_per_chunk)
-            ids = torch.zeros(r1 - r0, T, dtype=torch.int64)
-            mask = torch.zeros(r1 - r0, T, dtype=torch.int64)
-            for i, p in enumerate(prompts[r0:r1]):
+        for c0 in range(0, len(rows), per_chunk):
+            chunk = prompts[c0:c0 + per_chunk]
+            idx = torch.tensor(rows[c0:c0 + per_chunk], device=self.device)
+            ids = torch.zeros(len(chunk), T, dtype=torch.int64)
+            mask = torch.zeros(len(chunk), T, dtype=torch.int64)
+            for i, p in enumerate(chunk):
                 ids[i, : len(p)] = torch.tensor(p)
                 mask[i, : len(p)] = 1
             # equal lengths: no padding mask, so SDPA takes its causal fast path (a 4-D mask
@@ -230,8 +244,8 @@ class Engine:
             out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device) if ragged else None,
                        use_cache=True)
             for i, layer in enumerate(out.past_key_values.layers):
-                self.k_cache[i][r0:r1, :, :T].copy_(layer.keys.to(self.dtype))
-                self.v_cache[i][r0:r1, :, :T].copy_(layer.values.to(self.dtype))
+                self.k_cache[i][idx, :, :T] = layer.keys.to(self.dtype)
+                self.v_cache[i][idx, :, :T] = layer.values.to(self.dtype)
             del out
         # span state after every prompt token but the last (the last is the first decode input)
         kinds, values = self.kinds.cpu(), self.values.cpu()
@@ -239,17 +253,11 @@ class Engine:
         for p in prompts:
             x = torch.tensor(p[:-1], dtype=torch.int64)
             parses.append(spans.parse_kinds(kinds[x].tolist(), values[x].tolist(), self.grammar, complete=False))
-        self.state.load(parses)
-        self.tok.copy_(torch.tensor([p[-1] for p in prompts], device=self.device))
-        self.pos.copy_(torch.tensor([len(p) - 1 for p in prompts], device=self.device))
-        self.limit.copy_(torch.tensor([len(p) - 1 + max_new_tokens for p in prompts], device=self.device))
-        self._n = n
-        self._max_new = max_new_tokens
-        self._prefilled = self._snapshot()
-        if sync:
-            torch.cuda.synchronize()
-        self._prefill_seconds = time.perf_counter() - t0
-        return self._prefill_seconds
+        self.state.load(parses, rows)
+        idx = torch.tensor(rows, device=self.device)
+        self.tok[idx] = torch.tensor([p[-1] for p in prompts], device=self.device)
+        self.pos[idx] = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        self.limit[idx] = torch.tensor([len(p) - 1 + m for p, m in zip(prompts, max_new)], device=self.device)
 
     # ------------------------------------------------------------------ generate
     @torch.no_grad()
@@ -310,7 +318,7 @@ class Engine:
                 self._graph.replay()
             else:
                 self._step()
-            out[:, step] = torch.where(self.step_idx > step, self.next_tok, torch.full_like(self.next_tok, -1))
+            out[:, step] = self.emitted
             if keep_logits:
                 logits.append(self.logits.clone())
             if track_steps:  # device-side running sums; read once at the end
@@ -345,6 +353,113 @@ class Engine:
             logits=logits if keep_logits else None,
             meta={"mode": mode, "batch": n, "graph": self._graph is not None, "attended_per_step": per_step},
         )
+
+
+class _Totals:
+    """Host-side sums of per-row counters, harvested when a row's sequence ends."""
+
+    def __init__(self):
+        self.attended = self.possible = self.attempts = self.malformed = 0
+
+    def harvest(self, eng: "Engine", rows: list[int]) -> None:
+        idx = torch.tensor(rows, device=eng.device)
+        st = eng.state
+        self.attended += int(eng.attended[idx].sum())
+        self.possible += int(st.possible[idx].sum())
+        self.attempts += int(st.attempts[idx].sum())
+        self.malformed += int(st.malformed[idx].sum())
+
+
+def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | list[int], mode: str = "sparse",
+           check_every: int = 8) -> Generation:
+    """Continuous batching: any number of prompts through the engine's batch_size slots. Every
+    `check_every` steps the host reads which rows finished (one sync) and prefills the next
+    prompts into those rows while the others keep their place; the decode step (and its CUDA
+    graph) is the same as `Engine.decode`'s. decode_seconds covers the whole loop, refill
+    prefills included; prefill_seconds is the first prefill plus the refills.
+    max_new_tokens may be one number or one per prompt."""
+    if mode not in ("sparse", "dense"):
+        raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+    eng = engine
+    n = len(prompts)
+    max_new = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(max_new) != n:
+        raise ValueError(f"max_new_tokens has {len(max_new)} entries for {n} prompts")
+    too_long = [q for q in range(n) if len(prompts[q]) + max_new[q] > eng.N]
+    if too_long:
+        q = too_long[0]
+        raise ValueError(f"prompt {q}: {len(prompts[q])} tokens + {max_new[q]} new exceeds the engine's max_len={eng.N}")
+    first = min(n, eng.B)
+    sync = eng.device.type == "cuda"
+    eng.prefill(prompts[:first], max(max_new[:first]))
+    eng.limit[:first] = torch.tensor([len(p) - 1 + m for p, m in zip(prompts[:first], max_new[:first])], device=eng.device)
+    prefill_s = eng._prefill_seconds
+    eng.dense.fill_(mode == "dense")
+    eng.step_idx.zero_()
+    eng.attended.zero_()
+    eng.done.zero_()
+    eng.done[first:] = True
+    eng.forced_len.zero_()
+    for r in range(first, eng.B):  # idle rows: nothing of theirs is counted
+        eng.state.possible[r] = 0
+    eng._ensure_graph()
+    owner: list[list[tuple[int, int]]] = [[(0, r)] if r < first else [] for r in range(eng.B)]  # (start step, prompt)
+    emitted: list[torch.Tensor] = []
+    totals = _Totals()
+    next_prompt = first
+    step = 0
+    t0 = time.perf_counter()
+    while True:
+        if eng._graph is not None:
+            eng._graph.replay()
+        else:
+            eng._step()
+        emitted.append(eng.emitted.clone())
+        step += 1
+        if step % check_every:
+            continue
+        done = eng.done.cpu().tolist()
+        free = [r for r in range(eng.B) if done[r] and owner[r]]
+        if next_prompt >= n:
+            if all(done[r] for r in range(eng.B) if owner[r]):
+                break
+            continue
+        rows = free[: n - next_prompt]
+        if not rows:
+            continue
+        mask = torch.zeros(eng.B, dtype=torch.bool, device=eng.device)
+        mask[rows] = True
+        eng.state.finish(mask)
+        totals.harvest(eng, rows)
+        ts = time.perf_counter()
+        new = list(range(next_prompt, next_prompt + len(rows)))
+        eng._fill_rows(rows, [prompts[q] for q in new], [max_new[q] for q in new])
+        idx = torch.tensor(rows, device=eng.device)
+        eng.done[idx] = False
+        eng.step_idx[idx] = 0
+        eng.attended[idx] = 0
+        prefill_s += time.perf_counter() - ts
+        for r, q in zip(rows, new):
+            owner[r].append((step, q))
+        next_prompt += len(rows)
+    if sync:
+        torch.cuda.synchronize()
+    decode_s = time.perf_counter() - t0
+    live = [r for r in range(eng.B) if owner[r]]
+    eng.state.finish(torch.tensor([bool(owner[r]) for r in range(eng.B)], device=eng.device))
+    totals.harvest(eng, live)
+    E = torch.stack(emitted, dim=1).cpu()  # (B, steps): the token each row emitted per step
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    for r in live:
+        bounds = owner[r] + [(E.shape[1], -1)]
+        for (start, q), (end, _) in zip(bounds, bounds[1:]):
+            tokens[q] = [t for t in E[r, start:end].tolist() if t >= 0]
+    return Generation(
+        tokens=tokens, step_ms=[decode_s * 1000 / max(1, step)] * step, decode_seconds=decode_s,
+        prefill_seconds=prefill_s, generated_tokens=sum(len(t) for t in tokens), attended_keys=totals.attended,
+        possible_keys=totals.possible, directive_attempts=totals.attempts, malformed=totals.malformed,
+        meta={"mode": mode, "batch": eng.B, "graph": eng._graph is not None, "continuous": True, "steps": step},
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

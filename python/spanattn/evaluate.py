@@ -21,7 +21,7 @@ import torch
 
 from . import spans
 from .data import DataError, load_dataset
-from .engine import Engine, Generation, UnsupportedModelError, percentile
+from .engine import Engine, Generation, UnsupportedModelError, percentile, stream
 
 
 class EvalError(Exception):
@@ -164,16 +164,28 @@ def score_news(records: list[dict], texts: list[list[str]]) -> dict:
 
 # ----------------------------------------------------------------------------- running
 def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_tokens: int, mode: str,
-             label: str, forced: list[list[int]] | None = None, track_steps: bool = False) -> tuple[list[list[int]], dict]:
-    """All prompts in fixed batches (same composition for every mode); batch 0 also warms up."""
+             label: str, forced: list[list[int]] | None = None, track_steps: bool = False,
+             continuous: bool = False) -> tuple[list[list[int]], dict]:
+    """All prompts in fixed batches (same composition for every mode; batch 0 also warms up),
+    or with `continuous` through the engine's slots, refilled as sequences finish."""
     outs: list[list[int]] = []
     gens: list[Generation] = []
-    starts = list(range(0, len(prompts), batch))
-    warm = prompts[:batch]
-    engine.generate(warm, max_new_tokens=min(max_new_tokens, 8), mode=mode,
-                    forced=forced[:batch] if forced else None)  # warm-up, not timed
-    if engine.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    if continuous and not forced:
+        stream(engine, prompts[:batch], min(max_new_tokens, 8), mode=mode)  # warm-up, not timed
+        if engine.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        g = stream(engine, prompts, max_new_tokens, mode=mode)
+        gens, outs = [g], g.tokens
+        emit("progress", task=label, current=1, total=1, detail=f"{g.tokens_per_second:.0f} tok/s (continuous)")
+        track_steps = False
+        starts = []
+    else:
+        starts = list(range(0, len(prompts), batch))
+    if starts:
+        engine.generate(prompts[:batch], max_new_tokens=min(max_new_tokens, 8), mode=mode,
+                        forced=forced[:batch] if forced else None)  # warm-up, not timed
+        if engine.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
     for k, s in enumerate(starts):
         engine.prefill(prompts[s:s + batch], max_new_tokens)
         g = engine.decode(mode, forced=forced[s:s + batch] if forced else None, track_steps=track_steps)
@@ -196,6 +208,7 @@ def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_token
         "malformed_rate": sum(g.malformed for g in gens) / attempts if attempts else 0.0,
         "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None,
         "cuda_graph": any(g.meta.get("graph") for g in gens),
+        "continuous": continuous and not forced,
     }
     if track_steps:  # attended fraction by step index, averaged over batches
         width = max(len(g.meta["attended_per_step"]) for g in gens)
@@ -284,7 +297,8 @@ def evaluate(args) -> dict:
     }
     for mode in args.modes:
         log(f"decoding {len(prompts)} prompts, mode={mode}, batch={engine.B}")
-        outs, stats = run_mode(engine, prompts, engine.B, max_new, mode, label=mode, track_steps=True)
+        outs, stats = run_mode(engine, prompts, engine.B, max_new, mode, label=mode, track_steps=not args.continuous,
+                               continuous=args.continuous)
         texts = [response_segments(tok, o) for o in outs]
         stats["accuracy"] = score_arith(records, texts) if ds.task == "arith" else score_news(records, texts)
         stats["samples"] = [{"id": r["id"], "generated": tok.decode(o)[:400]} for r, o in zip(records[:3], outs[:3])]
@@ -329,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
+    p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]

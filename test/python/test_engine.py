@@ -111,3 +111,20 @@ def test_unsupported_architecture_is_refused():
 
     with pytest.raises(UnsupportedModelError, match="supports model types llama"):
         Engine(Fake(), batch_size=1, max_len=8, special_ids={}, eos_id=None)
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_continuous_batching_refills_slots_and_matches_one_by_one(mode):
+    from spanattn.engine import stream
+
+    model = tiny_llama(seed=5)
+    prompts = [ids(PROMPT_A), ids(PROMPT_B), ids(PROMPT_A[:6]), ids(PROMPT_B + toks([9])), ids(PROMPT_A[:9])]
+    max_new = [3, 11, 5, 14, 4]
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=None)
+    gen = stream(eng, prompts, max_new, mode=mode, check_every=2)
+    assert gen.meta["continuous"] and gen.generated_tokens == sum(max_new)
+    one = Engine(model, batch_size=1, max_len=64, special_ids=SPECIAL, eos_id=None)
+    for p, m, got in zip(prompts, max_new, gen.tokens):
+        assert got == one.generate([p], max_new_tokens=m, mode=mode).tokens[0]
+    # 5 prompts through 2 slots: fewer steps than running them one after another
+    assert gen.meta["steps"] < sum(max_new)

@@ -33,7 +33,8 @@ def save_run(run, records, grammar=None, step=1):
 
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
-                throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False)
+                throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False,
+                continuous=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -53,6 +54,20 @@ def test_eval_decodes_both_modes_on_the_same_prompts(tmp_path, dataset):
         assert len(m["attended_per_step"]) >= 1
     assert r["modes"]["dense"]["attended_fraction"] == 1.0
     assert r["speedup"] > 0
+
+
+def test_continuous_batching_gives_the_same_generations_as_static_batches(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    kw = dict(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), batch=3, limit=7, max_new_tokens=10)
+    static = evaluate.evaluate(args(**kw))
+    cont = evaluate.evaluate(args(**kw, continuous=True))
+    for mode in ("dense", "sparse"):
+        assert cont["modes"][mode]["continuous"] and not static["modes"][mode]["continuous"]
+        assert cont["modes"][mode]["generated_tokens"] == static["modes"][mode]["generated_tokens"]
+        assert cont["modes"][mode]["accuracy"] == static["modes"][mode]["accuracy"]
+        assert cont["modes"][mode]["attended_fraction"] == pytest.approx(static["modes"][mode]["attended_fraction"])
 
 
 def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
