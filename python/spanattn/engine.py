@@ -61,6 +61,11 @@ class Generation:
         return self.generated_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
+def check_mode(mode: str) -> None:
+    if mode not in ("sparse", "dense"):
+        raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+
+
 def check_supported(model) -> None:
     mt = getattr(model.config, "model_type", None)
     if mt not in SUPPORTED_MODEL_TYPES:
@@ -107,8 +112,6 @@ class Engine:
         self.forced_len = torch.zeros(self.B, **i64)
         self.step_idx = torch.zeros(self.B, **i64)
         self.dense = torch.zeros((), dtype=torch.bool, device=self.device)
-        self.next_tok = torch.zeros(self.B, **i64)
-        self.attended = torch.zeros(self.B, **i64)  # keys the attention op was given, summed
         self.emitted = torch.full((self.B,), -1, **i64)  # this step's new token per row, -1 if idle
         self.logits = torch.zeros(self.B, cfg.vocab_size, dtype=torch.float32, device=self.device)
         self._arange_b = torch.arange(self.B, device=self.device)
@@ -138,28 +141,20 @@ class Engine:
             h = h + attn.o_proj(o.to(x.dtype).reshape(B, 1, self.Hq * self.D))
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         h = m.norm(h)
-        return self.model.lm_head(h[:, 0]).float()  # (B, V)
+        return self.model.lm_head(h[:, 0])  # (B, V) in the model's dtype
 
     def _step(self) -> None:
         """One decode step for the whole batch, all on the device, shapes fixed."""
         active = ~self.done
         kind = self.kinds[self.tok]
         value = self.values[self.tok]
-        intervals, n, _ = self.state.step(kind, value, self.pos, active)
-        dense_iv = torch.zeros_like(intervals)
-        dense_iv[:, 0, 1] = (self.pos + 1).to(torch.int32)
-        intervals = torch.where(self.dense, dense_iv, intervals)
-        n = torch.where(self.dense, torch.ones_like(n), n)
-        kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)
-        self.attended.add_(torch.where(active, kept, torch.zeros_like(kept)))
-        logits = self._forward_decode(self.tok, self.pos, intervals, n)
-        self.logits.copy_(logits)
-        free = logits.argmax(dim=-1)
+        intervals, n, _ = self.state.step(kind, value, self.pos, active, dense=self.dense)
+        self.logits.copy_(self._forward_decode(self.tok, self.pos, intervals, n))  # fp32, static
+        free = self.logits.argmax(dim=-1)
         forced_now = self.forced.gather(1, self.step_idx.clamp(max=self.forced.shape[1] - 1)[:, None])[:, 0]
         use_forced = self.step_idx < self.forced_len
         nxt = torch.where(use_forced, forced_now, free)
         nxt = torch.where(active, nxt, self.tok)
-        self.next_tok.copy_(nxt)
         self.emitted.copy_(torch.where(active, nxt, torch.full_like(nxt, -1)))
         new_pos = torch.where(active, self.pos + 1, self.pos)
         finished = active & ((nxt == self.eos_id) & ~use_forced | (new_pos >= self.limit)
@@ -187,8 +182,8 @@ class Engine:
 
     def _snapshot(self):
         st = self.state
-        tensors = [self.tok, self.pos, self.limit, self.done, self.step_idx, self.next_tok, self.attended, st.seg_starts, st.cur, st.mode, st.nref,
-                   st.nvalid, st.refs, st.attempts, st.malformed, st.sparse_tokens, st.attended, st.possible]
+        tensors = [self.tok, self.pos, self.limit, self.done, self.step_idx, st.seg_starts, st.cur, st.mode, st.nref,
+                   st.nvalid, st.refs, st.attempts, st.malformed, st.attended, st.possible]
         return [(t, t.clone()) for t in tensors]
 
     @staticmethod
@@ -196,18 +191,48 @@ class Engine:
         for t, saved in snapshot:
             t.copy_(saved)
 
+    def _begin(self, mode: str, forced: list[list[int]] | None) -> None:
+        """Back to the last prefill's state, ready to decode in `mode` (graph captured)."""
+        check_mode(mode)
+        if not hasattr(self, "_prefilled"):
+            raise RuntimeError("decode() needs a prefill() first")
+        self._restore(self._prefilled)
+        self.dense.fill_(mode == "dense")
+        self.step_idx.zero_()
+        self.done.zero_()
+        self.done[self._n:] = True
+        width = max([len(f) for f in forced] + [1]) if forced else 1
+        if self.forced.shape[1] < width:
+            self.forced = torch.full((self.B, width), -1, dtype=torch.int64, device=self.device)
+            self._graph = None
+        self.forced.fill_(-1)
+        self.forced_len.zero_()
+        for b, f in enumerate(forced or []):
+            if f:
+                self.forced[b, : len(f)] = torch.tensor(f, device=self.device)
+                self.forced_len[b] = len(f)
+        self._ensure_graph()
+
+    def _run_step(self) -> None:
+        if self._graph is not None:
+            self._graph.replay()
+        else:
+            self._step()
+
     # ------------------------------------------------------------------ prefill
     @torch.no_grad()
-    def prefill(self, prompts: list[list[int]], max_new_tokens: int, chunk_tokens: int = 32768) -> float:
+    def prefill(self, prompts: list[list[int]], max_new_tokens: int | list[int], chunk_tokens: int = 32768) -> float:
         """Dense prefill of up to batch_size prompts into the static cache (rows chunked so
         activations stay small); parses the prompts' spans on the host once. Returns seconds.
-        Later `decode` calls restart from this state, so one prefill serves several decodes."""
+        Later `decode` calls restart from this state, so one prefill serves several decodes.
+        max_new_tokens: one budget, or one per prompt."""
         n = len(prompts)
         if not 1 <= n <= self.B:
             raise ValueError(f"between 1 and batch_size={self.B} prompts per call (got {n})")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
-        longest = max(len(p) for p in prompts) + max_new_tokens
+        max_new = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+        longest = max(len(p) + m for p, m in zip(prompts, max_new))
         if longest > self.N:
             raise ValueError(f"prompt + max_new_tokens = {longest} exceeds the engine's max_len={self.N}")
         sync = self.device.type == "cuda"
@@ -215,9 +240,9 @@ class Engine:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         prompts = list(prompts) + [prompts[0]] * (self.B - n)  # padding rows run but are never counted
-        self._fill_rows(list(range(self.B)), prompts, [max_new_tokens] * self.B, chunk_tokens)
+        self._fill_rows(list(range(self.B)), prompts, max_new + [max_new[0]] * (self.B - n), chunk_tokens)
         self._n = n
-        self._max_new = max_new_tokens
+        self._max_new = max(max_new)
         self._prefilled = self._snapshot()
         if sync:
             torch.cuda.synchronize()
@@ -264,8 +289,7 @@ class Engine:
     def generate(self, prompts: list[list[int]], max_new_tokens: int, mode: str = "sparse",
                  forced: list[list[int]] | None = None, keep_logits: bool = False) -> Generation:
         """Greedy generation for up to batch_size prompts: `prefill` then `decode`."""
-        if mode not in ("sparse", "dense"):
-            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+        check_mode(mode)
         self.prefill(prompts, max_new_tokens)
         return self.decode(mode, forced=forced, keep_logits=keep_logits)
 
@@ -275,32 +299,11 @@ class Engine:
         """Decode from the last prefill's state. mode: "sparse" (the model's own directives)
         or "dense" (every key). `forced` teacher-forces each row's tokens (replay): a step that
         reads forced[i][j] is measured like any other."""
-        if mode not in ("sparse", "dense"):
-            raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
-        if not hasattr(self, "_prefilled"):
-            raise RuntimeError("decode() needs a prefill() first")
-        self._restore(self._prefilled)
+        self._begin(mode, forced)
         n = self._n
         max_new_tokens = min(self._max_new, max_new_tokens or self._max_new)
         sync = self.device.type == "cuda"
         prefill_s = self._prefill_seconds
-        self.dense.fill_(mode == "dense")
-        self.step_idx.zero_()
-        self.attended.zero_()
-        self.done.zero_()
-        self.done[n:] = True
-        width = max([len(f) for f in forced] + [1]) if forced else 1
-        if self.forced.shape[1] < width:
-            self.forced = torch.full((self.B, width), -1, dtype=torch.int64, device=self.device)
-            self._graph = None
-        self.forced.fill_(-1)
-        self.forced_len.zero_()
-        if forced:
-            for b, f in enumerate(forced):
-                if f:
-                    self.forced[b, : len(f)] = torch.tensor(f, device=self.device)
-                    self.forced_len[b] = len(f)
-        self._ensure_graph()
 
         out = torch.full((self.B, max_new_tokens), -1, dtype=torch.int64, device=self.device)
         step_ms: list[float] = []
@@ -314,15 +317,12 @@ class Engine:
         steps = 0
         for step in range(max_new_tokens):
             ts = time.perf_counter()
-            if self._graph is not None:
-                self._graph.replay()
-            else:
-                self._step()
+            self._run_step()
             out[:, step] = self.emitted
             if keep_logits:
                 logits.append(self.logits.clone())
             if track_steps:  # device-side running sums; read once at the end
-                cums.append(torch.stack([self.attended[:n].sum(), self.state.possible[:n].sum()]))
+                cums.append(torch.stack([self.state.attended[:n].sum(), self.state.possible[:n].sum()]))
             steps += 1
             if sync:
                 events[step + 1].record()
@@ -348,7 +348,7 @@ class Engine:
         return Generation(
             tokens=tokens, step_ms=step_ms, decode_seconds=decode_s, prefill_seconds=prefill_s,
             generated_tokens=sum(len(t) for t in tokens),
-            attended_keys=int(self.attended[:n].sum()), possible_keys=int(st.possible[:n].sum()),
+            attended_keys=int(st.attended[:n].sum()), possible_keys=int(st.possible[:n].sum()),
             directive_attempts=int(st.attempts[:n].sum()), malformed=int(st.malformed[:n].sum()),
             logits=logits if keep_logits else None,
             meta={"mode": mode, "batch": n, "graph": self._graph is not None, "attended_per_step": per_step},
@@ -364,7 +364,7 @@ class _Totals:
     def harvest(self, eng: "Engine", rows: list[int]) -> None:
         idx = torch.tensor(rows, device=eng.device)
         st = eng.state
-        self.attended += int(eng.attended[idx].sum())
+        self.attended += int(st.attended[idx].sum())
         self.possible += int(st.possible[idx].sum())
         self.attempts += int(st.attempts[idx].sum())
         self.malformed += int(st.malformed[idx].sum())
@@ -378,8 +378,7 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
     graph) is the same as `Engine.decode`'s. decode_seconds covers the whole loop, refill
     prefills included; prefill_seconds is the first prefill plus the refills.
     max_new_tokens may be one number or one per prompt."""
-    if mode not in ("sparse", "dense"):
-        raise ValueError(f"mode must be 'sparse' or 'dense' (got {mode!r})")
+    check_mode(mode)
     eng = engine
     n = len(prompts)
     max_new = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
@@ -391,18 +390,9 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
         raise ValueError(f"prompt {q}: {len(prompts[q])} tokens + {max_new[q]} new exceeds the engine's max_len={eng.N}")
     first = min(n, eng.B)
     sync = eng.device.type == "cuda"
-    eng.prefill(prompts[:first], max(max_new[:first]))
-    eng.limit[:first] = torch.tensor([len(p) - 1 + m for p, m in zip(prompts[:first], max_new[:first])], device=eng.device)
+    eng.prefill(prompts[:first], max_new[:first])
     prefill_s = eng._prefill_seconds
-    eng.dense.fill_(mode == "dense")
-    eng.step_idx.zero_()
-    eng.attended.zero_()
-    eng.done.zero_()
-    eng.done[first:] = True
-    eng.forced_len.zero_()
-    for r in range(first, eng.B):  # idle rows: nothing of theirs is counted
-        eng.state.possible[r] = 0
-    eng._ensure_graph()
+    eng._begin(mode, forced=None)
     owner: list[list[tuple[int, int]]] = [[(0, r)] if r < first else [] for r in range(eng.B)]  # (start step, prompt)
     emitted: list[torch.Tensor] = []
     totals = _Totals()
@@ -410,10 +400,7 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
     step = 0
     t0 = time.perf_counter()
     while True:
-        if eng._graph is not None:
-            eng._graph.replay()
-        else:
-            eng._step()
+        eng._run_step()
         emitted.append(eng.emitted.clone())
         step += 1
         if step % check_every:
@@ -437,7 +424,6 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
         idx = torch.tensor(rows, device=eng.device)
         eng.done[idx] = False
         eng.step_idx[idx] = 0
-        eng.attended[idx] = 0
         prefill_s += time.perf_counter() - ts
         for r, q in zip(rows, new):
             owner[r].append((step, q))

@@ -168,30 +168,25 @@ def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_token
              continuous: bool = False) -> tuple[list[list[int]], dict]:
     """All prompts in fixed batches (same composition for every mode; batch 0 also warms up),
     or with `continuous` through the engine's slots, refilled as sequences finish."""
-    outs: list[list[int]] = []
-    gens: list[Generation] = []
-    if continuous and not forced:
+    continuous = continuous and not forced
+    track_steps = track_steps and not continuous
+    warm_forced = forced[:batch] if forced else None
+    if continuous:
         stream(engine, prompts[:batch], min(max_new_tokens, 8), mode=mode)  # warm-up, not timed
-        if engine.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        g = stream(engine, prompts, max_new_tokens, mode=mode)
-        gens, outs = [g], g.tokens
-        emit("progress", task=label, current=1, total=1, detail=f"{g.tokens_per_second:.0f} tok/s (continuous)")
-        track_steps = False
-        starts = []
     else:
-        starts = list(range(0, len(prompts), batch))
-    if starts:
-        engine.generate(prompts[:batch], max_new_tokens=min(max_new_tokens, 8), mode=mode,
-                        forced=forced[:batch] if forced else None)  # warm-up, not timed
-        if engine.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+        engine.generate(prompts[:batch], max_new_tokens=min(max_new_tokens, 8), mode=mode, forced=warm_forced)
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    gens: list[Generation] = []
+    if continuous:
+        gens.append(stream(engine, prompts, max_new_tokens, mode=mode))
+        emit("progress", task=label, current=1, total=1, detail=f"{gens[0].tokens_per_second:.0f} tok/s (continuous)")
+    starts = [] if continuous else list(range(0, len(prompts), batch))
     for k, s in enumerate(starts):
         engine.prefill(prompts[s:s + batch], max_new_tokens)
-        g = engine.decode(mode, forced=forced[s:s + batch] if forced else None, track_steps=track_steps)
-        gens.append(g)
-        outs += g.tokens
-        emit("progress", task=label, current=k + 1, total=len(starts), detail=f"{g.tokens_per_second:.0f} tok/s")
+        gens.append(engine.decode(mode, forced=forced[s:s + batch] if forced else None, track_steps=track_steps))
+        emit("progress", task=label, current=k + 1, total=len(starts), detail=f"{gens[-1].tokens_per_second:.0f} tok/s")
+    outs = [t for g in gens for t in g.tokens]
     steps = [ms for g in gens for ms in g.step_ms]
     tokens = sum(g.generated_tokens for g in gens)
     secs = sum(g.decode_seconds for g in gens)
@@ -208,7 +203,7 @@ def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_token
         "malformed_rate": sum(g.malformed for g in gens) / attempts if attempts else 0.0,
         "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None,
         "cuda_graph": any(g.meta.get("graph") for g in gens),
-        "continuous": continuous and not forced,
+        "continuous": continuous,
     }
     if track_steps:  # attended fraction by step index, averaged over batches
         width = max(len(g.meta["attended_per_step"]) for g in gens)

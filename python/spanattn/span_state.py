@@ -57,7 +57,6 @@ class SpanState:
         self.refs = torch.full((batch, g.max_refs_per_directive), -1, **i64)  # (B, R)
         self.attempts = torch.zeros(batch, **i64)
         self.malformed = torch.zeros(batch, **i64)
-        self.sparse_tokens = torch.zeros(batch, **i64)
         self.attended = torch.zeros(batch, **i64)  # keys read, summed over steps
         self.possible = torch.zeros(batch, **i64)  # keys a dense step would read
         self.intervals = torch.zeros(batch, self.num_intervals, 2, dtype=torch.int32, device=dev)
@@ -69,7 +68,7 @@ class SpanState:
         sel = torch.ones(self.batch, dtype=torch.bool, device=self.cur.device) if rows is None else rows
         for t, fill in ((self.seg_starts, 0), (self.cur, 0), (self.mode, MODE_GLOBAL), (self.nref, 0),
                         (self.nvalid, 0), (self.refs, -1), (self.attempts, 0), (self.malformed, 0),
-                        (self.sparse_tokens, 0), (self.attended, 0), (self.possible, 0)):
+                        (self.attended, 0), (self.possible, 0)):
             shape = (-1,) + (1,) * (t.dim() - 1)
             t.copy_(torch.where(sel.view(shape), torch.full_like(t, fill), t))
 
@@ -101,15 +100,19 @@ class SpanState:
         for name, vals in (("cur", cur), ("mode", mode), ("nref", nref), ("nvalid", nvalid), ("attempts", attempts),
                            ("malformed", malformed)):
             getattr(self, name)[idx] = torch.tensor(vals, dtype=torch.int64, device=dev)
-        for name in ("sparse_tokens", "attended", "possible"):
+        for name in ("attended", "possible"):
             getattr(self, name)[idx] = 0
 
     @torch.no_grad()
     def step(self, kind: torch.Tensor, value: torch.Tensor, pos: torch.Tensor,
-             active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             active: torch.Tensor | None = None,
+             dense: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Consume the token at position `pos` (B,) of kind/value (B,); return
         (intervals (B, I, 2) int32, n_intervals (B,) int32, sparse (B,) bool) for its query.
-        Rows where `active` is False keep their state (padding)."""
+        Rows where `active` is False keep their state (padding). Where `dense` (a bool tensor,
+        0-dim or (B,)) is True the directives are still parsed and counted, but the query reads
+        every key: the dense baseline on the same machinery. `attended` sums the keys the
+        returned intervals hold."""
         g = self.grammar
         B = self.batch
         act = torch.ones(B, dtype=torch.bool, device=kind.device) if active is None else active
@@ -178,8 +181,7 @@ class SpanState:
         self.malformed.add_((a & fail).long() + (a & overflow).long())
         sparse = sparse & a
 
-        intervals, n = self._intervals(pos, sparse)
-        self.sparse_tokens.add_(sparse.long())
+        intervals, n = self._intervals(pos, sparse if dense is None else sparse & ~dense)
         kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)
         self.attended.add_(torch.where(a, kept, torch.zeros_like(kept)))
         self.possible.add_(torch.where(a, pos + 1, torch.zeros_like(pos)))
