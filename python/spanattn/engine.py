@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .kernel import span_decode_attention
 from .span_state import SpanState, vocab_kind_tables
@@ -74,6 +75,51 @@ def check_supported(model) -> None:
             "other architectures need their own decode forward in engine.py")
 
 
+class _FusedLayer:
+    """One Llama decoder layer's weights in the decode engine's layout (see Engine._fuse_weights)."""
+
+    def __init__(self, layer):
+        a, mlp = layer.self_attn, layer.mlp
+        self.wqkv, self.bqkv = _fuse_linears([a.q_proj, a.k_proj, a.v_proj])
+        self.wgu, self.bgu = _fuse_linears([mlp.gate_proj, mlp.up_proj])
+        self.wo, self.bo = a.o_proj.weight, a.o_proj.bias
+        self.wd, self.bd = mlp.down_proj.weight, mlp.down_proj.bias
+        self.ln1, self.eps1 = layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon
+        self.ln2, self.eps2 = layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon
+        self.norm_shape = (self.ln1.shape[0],)
+        self.act = mlp.act_fn
+
+    def owns(self, layer) -> bool:
+        """Still the layer's storage (nobody replaced the module weights since)?"""
+        return (layer.self_attn.q_proj.weight.data_ptr() == self.wqkv.data_ptr()
+                and layer.mlp.gate_proj.weight.data_ptr() == self.wgu.data_ptr())
+
+    @staticmethod
+    def residual_linear(h: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """h + x @ w.T (+ b) as one GEMM with the residual as its C operand."""
+        out = torch.addmm(h, x, w.t())
+        return out if b is None else out + b
+
+
+def _fuse_linears(linears) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Concatenate the weights (and biases) of Linear layers that read the same input, and
+    point each layer's parameters at its rows of the result."""
+    w = torch.cat([lin.weight.data for lin in linears], dim=0)
+    has_bias = [lin.bias is not None for lin in linears]
+    b = torch.cat([lin.bias.data for lin in linears], dim=0) if all(has_bias) else None
+    if any(has_bias) and b is None:  # mixed: keep the fused matmul, add zeros where there was no bias
+        b = torch.cat([lin.bias.data if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
+                       for lin in linears], dim=0)
+    r = 0
+    for lin in linears:
+        n = lin.weight.shape[0]
+        lin.weight.data = w[r:r + n]
+        if lin.bias is not None:
+            lin.bias.data = b[r:r + n]
+        r += n
+    return w, b
+
+
 class Engine:
     """Static-cache batched decoder for a Llama-family `*ForCausalLM`.
 
@@ -115,33 +161,53 @@ class Engine:
         self.emitted = torch.full((self.B,), -1, **i64)  # this step's new token per row, -1 if idle
         self.logits = torch.zeros(self.B, cfg.vocab_size, dtype=torch.float32, device=self.device)
         self._arange_b = torch.arange(self.B, device=self.device)
+        self._arange_h = torch.arange(self.Hkv, device=self.device)
+        half = self.D // 2
+        self._rope_sign = torch.cat([-torch.ones(half), torch.ones(self.D - half)]).to(
+            self.device, next(model.parameters()).dtype)
+        self.fused = self._fuse_weights()
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
         self._graph: torch.cuda.CUDAGraph | None = None
 
     # ------------------------------------------------------------------ the decode step
-    def _forward_decode(self, tok: torch.Tensor, pos: torch.Tensor, intervals, n_intervals) -> torch.Tensor:
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    def _fuse_weights(self) -> list[_FusedLayer]:
+        """Per layer: q/k/v as one matrix and gate/up as one, so a decode layer is ~12
+        kernels instead of ~40 (the step is launch-bound below a few GB of KV). The module
+        weights are re-pointed at row slices of the fused matrices, so prefill (transformers'
+        own forward) sees the same numbers and no weight is stored twice."""
+        cached = getattr(self.model, "_spanattn_fused", None)
+        if cached is not None and all(f.owns(layer) for f, layer in zip(cached, self.model.model.layers)):
+            return cached
+        fused = [_FusedLayer(layer) for layer in self.model.model.layers]
+        self.model._spanattn_fused = fused
+        return fused
 
+    def _forward_decode(self, tok: torch.Tensor, pos: torch.Tensor, intervals, n_intervals) -> torch.Tensor:
         m = self.model.model
-        B = self.B
-        h = m.embed_tokens(tok[:, None])  # (B, 1, hidden)
-        cos, sin = m.rotary_emb(h, pos[:, None])
+        B, Hq, Hkv, D = self.B, self.Hq, self.Hkv, self.D
+        h = m.embed_tokens(tok)  # (B, hidden)
+        cos, sin = m.rotary_emb(h[:, None], pos[:, None])  # (B, 1, D)
+        # rotate_half(x) * sin == roll(x, D/2) * sin_signed (first half negated): 3 kernels for q and k together
+        sin = sin * self._rope_sign
         seq_lens = (pos + 1).to(torch.int32)
-        for i, layer in enumerate(m.layers):
-            attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(B, 1, self.Hq, self.D).transpose(1, 2)  # (B, Hq, 1, D)
-            k = attn.k_proj(x).view(B, 1, self.Hkv, self.D).transpose(1, 2)  # (B, Hkv, 1, D)
-            v = attn.v_proj(x).view(B, 1, self.Hkv, self.D).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            self.k_cache[i][self._arange_b, :, pos] = k[:, :, 0].to(self.dtype)
-            self.v_cache[i][self._arange_b, :, pos] = v[:, :, 0].to(self.dtype)
-            o = span_decode_attention(q[:, :, 0].contiguous().to(self.dtype), self.k_cache[i], self.v_cache[i],
-                                      intervals, n_intervals, seq_lens, self.scale)  # (B, Hq, D)
-            h = h + attn.o_proj(o.to(x.dtype).reshape(B, 1, self.Hq * self.D))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        b_idx, h_idx, p_idx = self._arange_b[:, None], self._arange_h[None, :], pos[:, None]
+        nq = Hq * D
+        for i, f in enumerate(self.fused):
+            x = F.rms_norm(h, f.norm_shape, f.ln1, f.eps1)
+            qkv = F.linear(x, f.wqkv, f.bqkv)  # (B, (Hq + 2 Hkv) D)
+            qk = qkv[:, : nq + Hkv * D].view(B, Hq + Hkv, D)
+            qk = torch.addcmul(qk * cos, qk.roll(D // 2, dims=-1), sin)
+            q = qk[:, :Hq].contiguous().to(self.dtype)
+            self.k_cache[i].index_put_((b_idx, h_idx, p_idx), qk[:, Hq:].to(self.dtype))
+            self.v_cache[i].index_put_((b_idx, h_idx, p_idx), qkv[:, nq + Hkv * D:].view(B, Hkv, D).to(self.dtype))
+            o = span_decode_attention(q, self.k_cache[i], self.v_cache[i], intervals, n_intervals, seq_lens,
+                                      self.scale)  # (B, Hq, D)
+            h = f.residual_linear(h, o.reshape(B, nq).to(h.dtype), f.wo, f.bo)
+            x = F.rms_norm(h, f.norm_shape, f.ln2, f.eps2)
+            g, u = F.linear(x, f.wgu, f.bgu).chunk(2, dim=-1)
+            h = f.residual_linear(h, f.act(g) * u, f.wd, f.bd)
         h = m.norm(h)
-        return self.model.lm_head(h[:, 0])  # (B, V) in the model's dtype
+        return self.model.lm_head(h)  # (B, V) in the model's dtype
 
     def _step(self) -> None:
         """One decode step for the whole batch, all on the device, shapes fixed."""

@@ -1,6 +1,8 @@
 """The decode engine on the CPU (reference attention op): its sparse logits equal a full
 forward pass under the spans.py mask, its dense logits equal plain causal attention, and
 greedy dense generation equals transformers' own generate."""
+import copy
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -14,11 +16,26 @@ TEXT0 = len(SPECIAL)
 VOCAB = TEXT0 + 40
 
 
-def tiny_llama(seed=0):
+def tiny_llama(seed=0, **overrides):
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
-    return LlamaForCausalLM(cfg).eval()
+    kw = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    cfg = LlamaConfig(**{**kw, **overrides})
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # biases start at zero; give them values so a dropped bias would show
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0, 0.1)
+    return model
+
+
+# the engine fuses q/k/v and gate/up and runs its own decode layer: check it on the other
+# layouts a Llama config allows (biases, MHA, head_dim != hidden / heads)
+VARIANTS = {
+    "gqa": {},
+    "mha-bias-wide-heads": dict(num_attention_heads=4, num_key_value_heads=4, head_dim=32, attention_bias=True,
+                                mlp_bias=True),
+}
 
 
 def ids(tokens):
@@ -45,16 +62,18 @@ def full_masked_logits(model, tokens, sparse=True):
         return model(x, attention_mask=mask[None, None]).logits[0]
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
-def test_replay_logits_equal_masked_full_forward(mode):
-    model = tiny_llama()
+def test_replay_logits_equal_masked_full_forward(mode, variant):
+    model = tiny_llama(**VARIANTS[variant])
+    untouched = copy.deepcopy(model)  # the engine re-points the module weights at its fused matrices
     eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"])
     prompts = [ids(PROMPT_A), ids(PROMPT_B)]
     forced = [ids(FORCED_A), ids(FORCED_B)]
     gen = eng.generate(prompts, max_new_tokens=32, mode=mode, forced=forced, keep_logits=True)
     assert gen.tokens == forced
     for b, (prompt, f) in enumerate(zip((PROMPT_A, PROMPT_B), (FORCED_A, FORCED_B))):
-        full = full_masked_logits(model, prompt + f, sparse=(mode == "sparse"))
+        full = full_masked_logits(untouched, prompt + f, sparse=(mode == "sparse"))
         for j in range(len(f)):
             got = gen.logits[j][b]
             want = full[len(prompt) - 1 + j]
