@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# The end-to-end GPU run of the pipeline through the real CLI, one device call per stage.
-# Needs the repo with dist/ (npm run build) and .carry/node.xz (scripts/gpu-env.sh).
+# The end-to-end GPU runs of issues 5 and 7 through the real CLI. Needs the repo with dist/
+# (npm run build) and .carry/node.xz (see scripts/gpu-env.sh); the news stage also needs
+# datasets/news-cnndm (spanattn gen-data news --config configs/data/news-cnndm.yaml), which
+# is made where the news sources are and carried.
 #
-#   bash benchmarks/gpu_pipeline.sh OUTDIR engine     # GPU engine tests + replay (llama-8b shape)
-#   TRAIN_MINUTES=4 bash benchmarks/gpu_pipeline.sh OUTDIR train   # arith-small train + eval --throughput
-#   bash benchmarks/gpu_pipeline.sh OUTDIR all        # both
+#   bash benchmarks/gpu_pipeline.sh OUTDIR STAGE[,STAGE...]
 #
-# Every step's output goes to OUTDIR/pipeline.log; results (JSON, HTML) are copied to OUTDIR.
-# Steps are time-boxed so the call ends inside the device's 10-minute limit.
+# stages (each time-boxed so that a device call of several stages ends inside 10 minutes):
+#   tests   GPU tests: engine (kernel in a CUDA graph vs masked forward), flex masks, compile
+#   replay  eval --replay --shape llama-8b on arith-long spans (CONTEXTS, BATCHES, GEN)
+#   sweep   train_bench --stage sweep: tokens/s + MFU per training variant (SWEEP_VARIANTS)
+#   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
+#           (dense vs sparse, --throughput) and the same with --continuous
+#   dense   the --mask dense baseline for DENSE_MINUTES, then eval
+#   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES, then
+#           eval --batch 128 --throughput --sweep-batches 1,8,32,128 on its test split
+#   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
+#   engine / train / all: the older names (tests+replay / main / everything)
+#
+# Every step's output goes to OUTDIR/pipeline.log; result JSON and HTML reports are copied to
+# OUTDIR. Run folders stay under runs/ (a warm device machine keeps them between calls, and
+# `main`/`long` read the sweep's step time from runs/train-bench-sweep.json when it is there).
 set -u
-OUT=${1:?usage: gpu_pipeline.sh OUTDIR engine|train}
-STAGE=${2:-engine}
+OUT=${1:?usage: gpu_pipeline.sh OUTDIR STAGE[,STAGE...]}
+STAGES=",${2:-tests,replay},"
+STAGES=${STAGES/,engine,/,tests,replay,}
+STAGES=${STAGES/,train,/,main,}
+STAGES=${STAGES/,all,/,tests,replay,sweep,main,dense,long,news,}
 mkdir -p "$OUT"
 LOG="$OUT/pipeline.log"
 export PYTHONPATH=python PYTHONUNBUFFERED=1 CI=true
@@ -18,37 +34,87 @@ export PYTHONPATH=python PYTHONUNBUFFERED=1 CI=true
 T0=$(date +%s)
 step() { echo "=== $* (t=$(( $(date +%s) - T0 ))s, $(date -u +%H:%M:%S))" | tee -a "$LOG"; }
 run() { "$@" 2>&1 | tee -a "$LOG"; return "${PIPESTATUS[0]}"; }
+has() { [[ "$STAGES" == *",$1,"* ]]; }
+bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
+  local name=$1; shift
+  rm -f "runs/train-bench/train_bench_$name.json"
+  OUT="$PWD/runs/train-bench" run python3 benchmarks/train_bench.py "$@"
+  cp "runs/train-bench/train_bench_$name.json" "$OUT/" 2>/dev/null
+}
+evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR
+  local name=$1 limit=$2; shift 2
+  run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" > "$OUT/$name.json"
+  cp "runs/$name/report.html" "$OUT/$name.html" 2>/dev/null
+  tail -c 1500 "$OUT/$name.json" | tee -a "$LOG"; echo | tee -a "$LOG"
+}
 
-step doctor
+step "stages ${STAGES:1:-1}"
 run spanattn doctor
 step build-kernel
 run spanattn build-kernel --arch sm_90a
 
-if [ "$STAGE" = engine ] || [ "$STAGE" = all ]; then
-  step gen-data arith-long
-  run spanattn gen-data arith --config configs/data/arith-long.yaml --n 200 --val 50 --test 200 --test-ood 50 --out datasets/arith-long --force
+if has tests; then
   step gpu tests
-  [ -n "${SKIP_TESTS:-}" ] || SPANATTN_GPU_TESTS=1 run timeout 120 python3 -m pytest -q -p no:cacheprovider test/python/test_engine_gpu.py
-  step replay llama-8b
-  run timeout ${REPLAY_S:-300} spanattn eval --replay --shape llama-8b --data datasets/arith-long \
-      --contexts ${CONTEXTS:-2048,8192} --batches ${BATCHES:-1,8,32} --gen ${GEN:-64} --out runs/replay-8b --json > "$OUT/replay-result.json"
-  cp runs/replay-8b/report.html "$OUT/replay-report.html" 2>/dev/null
-  tail -c 3000 "$OUT/replay-result.json" | tee -a "$LOG"
+  SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -q -p no:cacheprovider \
+      test/python/test_engine_gpu.py test/python/test_train_gpu.py
 fi
 
-if [ "$STAGE" = train ] || [ "$STAGE" = all ]; then
+if has replay || has long; then
+  step gen-data arith-long
+  run spanattn gen-data arith --config configs/data/arith-long.yaml --out datasets/arith-long --force
+fi
+
+if has replay; then
+  step replay llama-8b
+  evaluate replay-llama-8b ${REPLAY_S:-240} --replay --shape llama-8b --data datasets/arith-long \
+      --contexts ${CONTEXTS:-8192,16384} --batches ${BATCHES:-8,32} --gen ${GEN:-64}
+fi
+
+if has sweep || has main || has dense; then
   step gen-data arith
   run spanattn gen-data arith --config configs/data/arith.yaml --out datasets/arith-default --force
+fi
+
+if has sweep; then
+  step train sweep
+  bench sweep --stage sweep --data datasets/arith-default --sweep-steps ${SWEEP_STEPS:-60} \
+      --variants ${SWEEP_VARIANTS:-naive-sdpa-unpacked,flex-packed,flex-packed-compile,flex-packed-compile-dense}
+fi
+
+if has main; then
   step train arith-small
-  # the time box leaves room for loading 200K records, the 60-step calibration and the test decode
-  rm -f runs/train-bench/train_bench_main.json
-  OUT="$PWD/runs/train-bench" run timeout $(( ${TRAIN_MINUTES:-4} * 60 + 300 )) python3 benchmarks/train_bench.py --stage main --data datasets/arith-default \
-      --train-minutes ${TRAIN_MINUTES:-4} ${TRAIN_ARGS:-}
-  cp runs/train-bench/train_bench_main.json "$OUT/" 2>/dev/null
-  RUN=$(ls -d runs/train-bench/run-main 2>/dev/null)
-  step eval
-  run timeout ${EVAL_S:-200} spanattn eval --run "$RUN" --data datasets/arith-default --batch 128 --limit ${EVAL_LIMIT:-1024} \
-      --throughput --sweep-batches 1,8,32,128 --out runs/eval-arith-small --json > "$OUT/eval-result.json"
-  cp runs/eval-arith-small/report.html "$OUT/eval-report.html" 2>/dev/null
+  bench main --stage main --data datasets/arith-default --train-minutes ${TRAIN_MINUTES:-5} --test-samples 0 ${TRAIN_ARGS:-}
+  step eval arith-small
+  evaluate eval-arith-small ${EVAL_S:-150} --run runs/train-bench/run-main --data datasets/arith-default --batch 128 \
+      --throughput --sweep-batches 1,8,32,128 --hf-limit ${HF_LIMIT:-512}
+  step eval arith-small continuous
+  evaluate eval-arith-small-continuous ${EVAL_S:-150} --run runs/train-bench/run-main --data datasets/arith-default \
+      --batch 128 --continuous
+fi
+
+if has dense; then
+  step train arith-small dense mask
+  bench dense --stage dense --data datasets/arith-default --train-minutes ${DENSE_MINUTES:-2} --test-samples 0 ${TRAIN_ARGS:-}
+  step eval arith-small dense-trained
+  evaluate eval-arith-small-dense ${EVAL_S:-150} --run runs/train-bench/run-dense --data datasets/arith-default \
+      --batch 128 --modes dense
+fi
+
+if has long; then
+  step train arith-long
+  bench long --stage main --name long --config configs/train/arith-long.yaml --data datasets/arith-long \
+      --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
+  step eval arith-long
+  evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long --batch 128 \
+      --throughput --sweep-batches 1,8,32,128 --hf-limit ${LONG_HF_LIMIT:-0}
+fi
+
+if has news; then
+  step train news-small
+  run timeout ${NEWS_S:-240} spanattn train --config configs/train/news-small.yaml --data datasets/news-cnndm \
+      --out runs/news-small --force --max-steps ${NEWS_STEPS:-300} --json > "$OUT/train-news-small.json"
+  tail -c 1500 "$OUT/train-news-small.json" | tee -a "$LOG"; echo | tee -a "$LOG"
+  step eval news-small
+  evaluate eval-news-small ${EVAL_S:-150} --run runs/news-small --data datasets/news-cnndm --batch 32
 fi
 step done

@@ -40,6 +40,9 @@ VARIANTS = {
     "flex-packed": ["model.attention=flex", "model.compile=false"],
     "flex-packed-compile": ["model.attention=flex", "model.compile=true"],
     "sdpa-packed-compile": ["model.attention=sdpa", "model.compile=true"],
+    # the --mask dense baseline's throughput (never picked as the main run's variant)
+    "flex-packed-compile-dense": ["model.attention=flex", "model.compile=true", "train.mask=dense"],
+    "flex-packed-dense": ["model.attention=flex", "model.compile=false", "train.mask=dense"],
 }
 QUIET = ["val.every=0", "val.exact_match_samples=0", "val.loss_batches=1", "val.test_exact_match_samples=0",
          "checkpoint.every=0", "log.every=10"]
@@ -114,12 +117,16 @@ def main() -> None:
                                                     "else flex-packed-compile)")
     ap.add_argument("--train-minutes", type=float, default=6.0)
     ap.add_argument("--max-steps", type=int, default=None, help="skip the sizing and train exactly this many steps")
-    ap.add_argument("--test-samples", type=int, default=-1, help="test records for exact match (-1: all)")
+    ap.add_argument("--test-samples", type=int, default=-1, help="test records for exact match (-1: all, 0: none; "
+                                                                   "spanattn eval measures it faster)")
+    ap.add_argument("--name", default=None, help="main/dense: run folder run-NAME and train_bench_NAME.json "
+                                                 "(default: the stage)")
     args = ap.parse_args()
     log = lambda m: print(f"[train_bench] {m}", file=sys.stderr, flush=True)  # noqa: E731
     out = out_dir()
     data = str((ROOT / args.data).resolve()) if not Path(args.data).is_absolute() else args.data
     report: dict = {"stage": args.stage, **environment()}
+    name = args.name or args.stage
 
     if args.stage == "pack":
         report.update(pack(Path(data), log))
@@ -130,8 +137,9 @@ def main() -> None:
             runs[name] = {k: r.get(k) for k in ("status", "steady_tokens_per_s", "steady_mfu", "steady_step_s", "tokens_per_s",
                                                "final_loss", "train_s", "wall_s", "attention", "error", "command")}
             log(f"{name}: {runs[name]['steady_tokens_per_s'] or 0:,.0f} tok/s, mfu {runs[name]['steady_mfu']}")
-        ok = {k: v for k, v in runs.items() if v["status"] == "ok" and v["steady_tokens_per_s"]}
+        ok = {k: v for k, v in runs.items() if v["status"] == "ok" and v["steady_tokens_per_s"] and not k.endswith("-dense")}
         report["variants"] = runs
+        report["config"] = args.config
         report["fastest"] = max(ok, key=lambda k: ok[k]["steady_tokens_per_s"]) if ok else None
         base = runs.get("naive-sdpa-unpacked", {}).get("steady_tokens_per_s")
         if base and report["fastest"]:
@@ -146,7 +154,9 @@ def main() -> None:
                 f"val.test_exact_match_samples={args.test_samples}"]
         steps = args.max_steps
         if steps is None:
-            step_s = ((sweep or {}).get("variants", {}).get(variant) or {}).get("steady_step_s")
+            # the sweep ran the default config: its step time only sizes a run of that config
+            same = args.config == CONFIG and (sweep or {}).get("config", CONFIG) == CONFIG
+            step_s = ((sweep or {}).get("variants", {}).get(variant) or {}).get("steady_step_s") if same else None
             if not step_s:
                 cal = train(out / "calibrate", data, [*sets, *QUIET, "train.max_steps=60"], log, args.config)
                 step_s = cal.get("steady_step_s")
@@ -154,16 +164,16 @@ def main() -> None:
             steps = int(args.train_minutes * 60 / step_s * 0.95) if step_s else 4000
         # Validation and checkpoints every quarter of the run keep their cost small next to training.
         every = max(1, steps // 4)
-        r = train(out / f"run-{args.stage}", data, [*sets, f"train.max_steps={steps}", f"train.warmup_steps={min(200, steps // 10)}",
+        r = train(out / f"run-{name}", data, [*sets, f"train.max_steps={steps}", f"train.warmup_steps={min(200, steps // 10)}",
                                                      f"val.every={every}", f"checkpoint.every={every}"], log, args.config)
-        report.update(variant=variant, max_steps=steps, result={k: v for k, v in r.items() if k not in ("val_examples",)})
+        report.update(config=args.config, variant=variant, max_steps=steps, result={k: v for k, v in r.items() if k not in ("val_examples",)})
         test = r.get("test") or {}
         report["summary"] = {"train_minutes": (r.get("train_s") or 0) / 60, "wall_minutes": r["wall_s"] / 60,
                              "steady_tokens_per_s": r.get("steady_tokens_per_s"), "steady_mfu": r.get("steady_mfu"),
                              "test_exact_match_sparse": test.get("exact_match_sparse"),
                              "test_exact_match_dense": test.get("exact_match_dense"), "test_n": test.get("n")}
     text = json.dumps(report)
-    (out / f"train_bench_{args.stage}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"train_bench_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(text)
 
 

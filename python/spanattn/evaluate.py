@@ -83,6 +83,9 @@ def load_run(ckpt: Path, device: torch.device, dtype: torch.dtype):
     if grammar is not None and grammar != spans.default_grammar().to_dict():
         raise EvalError(f"{ckpt} was trained with another span grammar than this build's",
                         "evaluate it with the spanattn version that trained it")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stderr carries our log lines (the CLI shows them)
     tok = load_tokenizer(ckpt)
     model = AutoModelForCausalLM.from_pretrained(str(ckpt), dtype=dtype).to(device).eval()
     return model, tok, info
@@ -113,11 +116,6 @@ def check_kernel(device: torch.device, allow_reference: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- prompts
-def prompt_ids(record: dict, tok) -> list[int]:
-    r = spans.render_record(record, tok.encode, tok.token_id, tok.grammar)
-    return r.ids[: r.prompt_length]
-
-
 def response_segments(tok, generated: list[int]) -> list[str]:
     """Text of each generated segment (directive removed), up to <eos>."""
     g = tok.grammar
@@ -160,6 +158,27 @@ def score_news(records: list[dict], texts: list[list[str]]) -> dict:
     refs = [r.get("reference", "") for r in records]
     s = scorer(preds, refs)
     return {k: float(s[f"{k}_fmeasure"]) for k in ("rouge1", "rouge2", "rougeL")}
+
+
+def fit_positions(records: list[dict], prompts: list[list[int]], max_new: int,
+                  max_positions: int | None) -> tuple[list[dict], list[list[int]], int]:
+    """Drop the records whose prompt + max_new tokens runs past the model's positions (the
+    model never saw them; training skips such records too with train.long_records: skip).
+    Returns (records, prompts, number dropped); EvalError when none is left."""
+    if not max_positions:
+        return records, prompts, 0
+    keep = [i for i, p in enumerate(prompts) if len(p) + max_new <= max_positions]
+    dropped = len(prompts) - len(keep)
+    if not keep:
+        shortest = min(len(p) for p in prompts)
+        raise EvalError(f"no record fits the model's max_position_embeddings {max_positions}: the prompts are "
+                        f"{shortest}-{max(len(p) for p in prompts)} tokens, plus {max_new} new tokens",
+                        f"pass --max-new-tokens {max_positions - shortest} or less" if shortest < max_positions
+                        else "evaluate a model trained with longer positions, or a dataset with shorter prompts")
+    if dropped:
+        log(f"skipping {dropped} of {len(prompts)} records: prompt + {max_new} new tokens exceeds the model's "
+            f"max_position_embeddings {max_positions}")
+    return [records[i] for i in keep], [prompts[i] for i in keep], dropped
 
 
 # ----------------------------------------------------------------------------- running
@@ -268,9 +287,12 @@ def evaluate(args) -> dict:
     records = ds.records(args.split, limit=args.limit)
     if not records:
         raise EvalError(f"split {args.split!r} of {args.data} is empty")
-    prompts = [prompt_ids(r, tok) for r in records]
-    longest_ref = max(len(spans.render_record(r, tok.encode, tok.token_id).ids) for r in records)
-    max_new = args.max_new_tokens or max(8, int(1.25 * longest_ref) - min(len(p) for p in prompts))
+    rendered = [spans.render_record(r, tok.encode, tok.token_id, tok.grammar) for r in records]
+    prompts = [x.ids[: x.prompt_length] for x in rendered]
+    # the same default as training's val.max_new_tokens: 1.25x the longest reference response
+    longest_response = max(len(x.ids) - x.prompt_length for x in rendered)
+    max_new = args.max_new_tokens or int(1.25 * longest_response) + 8
+    records, prompts, skipped = fit_positions(records, prompts, max_new, getattr(model.config, "max_position_embeddings", None))
     max_len = max(len(p) for p in prompts) + max_new
     try:
         engine = Engine(model, batch_size=min(args.batch, len(prompts)), max_len=max_len, special_ids=tok.special_ids,
@@ -283,7 +305,7 @@ def evaluate(args) -> dict:
 
     result = {
         "run": str(args.run), "checkpoint": str(ckpt), "data": str(args.data), "split": args.split,
-        "task": ds.task, "records": len(records), "batch": engine.B, "max_new_tokens": max_new,
+        "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "dtype": str(dtype).removeprefix("torch."), "attention": attention,
         "note": None if attention == "kernel" else
@@ -315,11 +337,21 @@ def evaluate(args) -> dict:
             sweep.append(row)
             del eng
         result["sweep"] = sweep
-        log("transformers generate (static cache) on the same prompts, for the dense baseline")
-        result["hf_generate"] = hf_generate_baseline(model, prompts, engine.B, max_new, tok.eos_id, tok.pad_id)
-        dense = result["modes"].get("dense")
-        if dense:
-            result["hf_generate"]["engine_dense_ratio"] = dense["tokens_per_second"] / result["hf_generate"]["tokens_per_second"]
+        n_hf = len(prompts) if args.hf_limit is None else min(args.hf_limit, len(prompts))
+        if n_hf > 0:
+            sub = prompts[:n_hf]
+            log(f"transformers generate (static cache) on {n_hf} of the same prompts, for the dense baseline")
+            hf = hf_generate_baseline(model, sub, engine.B, max_new, tok.eos_id, tok.pad_id)
+            hf["records"] = n_hf
+            dense = result["modes"].get("dense")
+            if dense and n_hf == len(prompts):
+                engine_tps = dense["tokens_per_second"]
+            else:  # the engine on exactly the baseline's prompts and batches
+                _, st = run_mode(engine, sub, engine.B, max_new, "dense", label="dense (baseline prompts)")
+                engine_tps = st["tokens_per_second"]
+            hf["engine_dense_tokens_per_second"] = engine_tps
+            hf["engine_dense_ratio"] = engine_tps / hf["tokens_per_second"] if hf["tokens_per_second"] else None
+            result["hf_generate"] = hf
     return result
 
 
@@ -335,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", default="dense,sparse")
     p.add_argument("--throughput", action="store_true")
     p.add_argument("--sweep-batches", default="1,8,32,128")
+    p.add_argument("--hf-limit", type=int, help="records for the transformers generate baseline (default: all; 0: skip)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")

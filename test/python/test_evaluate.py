@@ -34,7 +34,7 @@ def save_run(run, records, grammar=None, step=1):
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
                 throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False,
-                continuous=False)
+                continuous=False, hf_limit=None)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -78,6 +78,22 @@ def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
                                limit=4, max_new_tokens=8))
     assert [s["batch"] for s in r["sweep"]] == [1, 2]
     assert r["hf_generate"]["tokens_per_second"] > 0 and "engine_dense_ratio" in r["hf_generate"]
+    assert r["hf_generate"]["records"] == 4
+
+
+def test_hf_baseline_on_fewer_records_compares_the_engine_on_the_same_ones(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    kw = dict(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), throughput=True, limit=4,
+              max_new_tokens=8, sweep_batches=[1])
+    r = evaluate.evaluate(args(**kw, hf_limit=2))
+    hf = r["hf_generate"]
+    assert hf["records"] == 2
+    # generated tokens of 2 prompts, not 4: the baseline ran on the subset
+    assert 0 < hf["generated_tokens"] <= 2 * 8 < r["modes"]["dense"]["generated_tokens"] + 1
+    assert hf["engine_dense_ratio"] == pytest.approx(hf["engine_dense_tokens_per_second"] / hf["tokens_per_second"])
+    assert "hf_generate" not in evaluate.evaluate(args(**kw, hf_limit=0))
 
 
 def test_scoring_of_generated_segments():
