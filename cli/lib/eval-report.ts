@@ -40,6 +40,7 @@ export const EvalResultSchema = z
     split: z.string(),
     task: z.string(),
     records: num,
+    skipped_records: num.optional(),
     batch: num,
     max_new_tokens: num,
     device: z.string(),
@@ -92,6 +93,7 @@ export function evalTable(r: EvalResult): string {
   if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""}, ${r.attention} attention)`;
   if (r.sweep?.length) out += "\n\n" + table(["batch", "dense tok/s", "sparse tok/s", "speed-up"], r.sweep.map((s) => [String(s.batch), f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`]));
   if (r.hf_generate) out += `\n\ntransformers generate (static cache): ${f(r.hf_generate.tokens_per_second, 0)} tok/s; engine dense / HF: ${f(r.hf_generate.engine_dense_ratio, 2)}x`;
+  if (r.skipped_records) out += `\n\nskipped ${r.skipped_records} records whose prompt + ${r.max_new_tokens} new tokens exceeds the model's positions`;
   if (r.note) out += `\n\nnote: ${r.note}`;
   return out;
 }

@@ -172,8 +172,11 @@ def prepare_model(cfg: TrainConfig, train_records: list[dict], task: str, device
     else:
         kind = cfg.model.tokenizer if cfg.model.tokenizer != "auto" else ("char" if task == "arith" else "bpe")
         texts = list(tokenizers.record_texts(train_records))
-        tok = tokenizers.build_char_tokenizer(texts) if kind == "char" else tokenizers.build_bpe_tokenizer(
-            texts, cfg.model.bpe_vocab_size)
+        try:
+            tok = tokenizers.build_char_tokenizer(texts) if kind == "char" else tokenizers.build_bpe_tokenizer(
+                texts, cfg.model.bpe_vocab_size)
+        except ValueError as e:  # a vocabulary too small for the span tokens and the 256 bytes
+            raise TrainError(f"model.bpe_vocab_size: {e}", "raise model.bpe_vocab_size", kind="config") from None
         out.log(f"tokenizer: {kind}, {len(tok)} tokens")
         model = models.build_default_model(cfg.model.config, len(tok), tok.pad_id, tok.bos_id, tok.eos_id, impl, dtype)
     return model.to(device), tok, impl, new_ids
@@ -555,6 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         result = {"status": "error", "error": {"kind": kind, "message": str(e), "hint": hint}, "run_dir": args.out}
         if rank0:
             sys.stderr.write(f"error: {e}\n" + (f"hint: {hint}\n" if hint else ""))
+    except KeyboardInterrupt:  # Ctrl-C (the CLI forwards it): no traceback, say what is kept
+        if rank0:
+            found = checkpoint.latest_checkpoint(Path(args.out))
+            sys.stderr.write("training interrupted: the steps since the last checkpoint are lost; "
+                             + (f"the newest checkpoint is {found[1]} (continue with --resume)\n" if found
+                                else "no checkpoint was written yet\n"))
+        return 130
     if rank0:
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()

@@ -278,3 +278,18 @@ def test_record_longer_than_seq_len(dataset, tmp_path, capsys):
 def test_bad_config_key(dataset, tmp_path, capsys):
     r = _main_result(tiny_config(dataset, train={"lr": "fast"}), tmp_path, capsys)
     assert r["error"]["kind"] == "config" and r["error"]["message"] == "train.lr: expected a number, got 'fast'"
+
+
+def test_ctrl_c_exits_130_and_names_the_newest_checkpoint(dataset, tmp_path, capsys, monkeypatch):
+    def interrupted(cfg, run_dir, resume=False):
+        ckpt = checkpoint.checkpoint_dir(run_dir, 8)
+        ckpt.mkdir(parents=True)
+        for name in ("trainer_state.pt", "spanattn.json"):  # what makes a checkpoint complete
+            (ckpt / name).write_bytes(b"{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted)
+    code = train.main(["--config", _write(tiny_config(dataset), tmp_path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert "training interrupted" in err and "step-000008 (continue with --resume)" in err
