@@ -14,7 +14,8 @@
 #           (dense vs sparse, --throughput) and the same with --continuous
 #   dense   the --mask dense baseline for DENSE_MINUTES, then eval
 #   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES, then
-#           eval --batch 128 --throughput --sweep-batches 1,8,32,128 on its test split
+#           eval --batch 128 on its test split, then --throughput --sweep-batches 1,8,32
+#           (long-train / long-eval: the two halves, for two calls on one warm machine)
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
@@ -27,6 +28,7 @@ STAGES=",${2:-tests,replay},"
 STAGES=${STAGES/,engine,/,tests,replay,}
 STAGES=${STAGES/,train,/,main,}
 STAGES=${STAGES/,all,/,tests,replay,sweep,main,dense,long,news,}
+STAGES=${STAGES/,long,/,long-train,long-eval,}
 mkdir -p "$OUT"
 LOG="$OUT/pipeline.log"
 export PYTHONPATH=python PYTHONUNBUFFERED=1 CI=true
@@ -59,7 +61,7 @@ if has tests; then
       test/python/test_engine_gpu.py test/python/test_train_gpu.py
 fi
 
-if has replay || has long; then
+if has replay || has long-train || has long-eval; then
   step gen-data arith-long
   run spanattn gen-data arith --config configs/data/arith-long.yaml --out datasets/arith-long --force
 fi
@@ -100,13 +102,19 @@ if has dense; then
       --batch 128 --modes dense
 fi
 
-if has long; then
+if has long-train; then
   step train arith-long
   bench long --stage main --name long --config configs/train/arith-long.yaml --data datasets/arith-long \
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
+fi
+
+if has long-eval; then
+  # the headline first (its result is written even if the sweep then runs out of time)
   step eval arith-long
-  evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long --batch 128 \
-      --throughput --sweep-batches 1,8,32,128 --hf-limit ${LONG_HF_LIMIT:-0}
+  evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long --batch 128
+  step eval arith-long sweep
+  evaluate eval-arith-long-sweep ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long \
+      --batch 128 --limit 256 --throughput --sweep-batches 1,8,32 --hf-limit ${LONG_HF_LIMIT:-0}
 fi
 
 if has news; then
