@@ -19,6 +19,7 @@
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
+# EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state).
 # Every step's output goes to OUTDIR/pipeline.log; result JSON and HTML reports are copied to
 # OUTDIR. Run folders stay under runs/ (a warm device machine keeps them between calls, and
 # `main`/`long` read the sweep's step time from runs/train-bench-sweep.json when it is there).
@@ -45,7 +46,7 @@ bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
 }
 evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR
   local name=$1 limit=$2; shift 2
-  run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" > "$OUT/$name.json"
+  run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
   cp "runs/$name/report.html" "$OUT/$name.html" 2>/dev/null
   tail -c 1500 "$OUT/$name.json" | tee -a "$LOG"; echo | tee -a "$LOG"
 }

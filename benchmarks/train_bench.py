@@ -163,7 +163,7 @@ def main() -> None:
                 report["calibration"] = {k: cal.get(k) for k in ("steady_tokens_per_s", "steady_step_s", "wall_s")}
             steps = int(args.train_minutes * 60 / step_s * 0.95) if step_s else 4000
         # Validation and checkpoints every quarter of the run keep their cost small next to training.
-        every = max(1, steps // 4)
+        every = max(1, -(-steps // 4))  # the last quarter ends on the final step (validated once)
         r = train(out / f"run-{name}", data, [*sets, f"train.max_steps={steps}", f"train.warmup_steps={min(200, steps // 10)}",
                                                      f"val.every={every}", f"checkpoint.every={every}"], log, args.config)
         report.update(config=args.config, variant=variant, max_steps=steps, result={k: v for k, v in r.items() if k not in ("val_examples",)})

@@ -48,6 +48,7 @@ export const evalRunOptionsSchema = z
     device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
     allowReference: z.boolean().default(false),
     noGraph: z.boolean().default(false),
+    compileState: z.boolean().default(false),
     continuous: z.boolean().default(false),
     python: z.string().optional(),
     out: z.string().optional(),
@@ -100,6 +101,7 @@ export async function runEval(opts: EvalRunOptions) {
       if (opts.limit) args.push("--limit", String(opts.limit));
       if (opts.allowReference) args.push("--allow-reference");
       if (opts.noGraph) args.push("--no-graph");
+      if (opts.compileState) args.push("--compile-state");
       const r = await runPython({ python: python.python, module: "spanattn.replay", args, result: ReplayResultSchema, onEvent, onStderr });
       writeAtomic(join(out, "report.html"), replayReport(r.result));
       return { kind: "replay" as const, result: r.result, out };
@@ -116,6 +118,7 @@ export async function runEval(opts: EvalRunOptions) {
     if (opts.continuous) args.push("--continuous");
     if (opts.allowReference) args.push("--allow-reference");
     if (opts.noGraph) args.push("--no-graph");
+    if (opts.compileState) args.push("--compile-state");
     const r = await runPython({ python: python.python, module: "spanattn.evaluate", args, result: EvalResultSchema, onEvent, onStderr });
     writeAtomic(join(out, "report.html"), evalReport(r.result));
     return { kind: "eval" as const, result: r.result, out };
@@ -148,6 +151,7 @@ export function evalRunCommand(): Command {
     .option("--device <name>", "auto (default), cpu or cuda")
     .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
+    .option("--compile-state", "torch.compile the span state machine's step (fewer kernels per decode step)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")

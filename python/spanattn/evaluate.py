@@ -296,7 +296,8 @@ def evaluate(args) -> dict:
     max_len = max(len(p) for p in prompts) + max_new
     try:
         engine = Engine(model, batch_size=min(args.batch, len(prompts)), max_len=max_len, special_ids=tok.special_ids,
-                        eos_id=tok.eos_id, cuda_graph=None if not args.no_graph else False)
+                        eos_id=tok.eos_id, cuda_graph=None if not args.no_graph else False,
+                        compile_state=args.compile_state)
     except UnsupportedModelError as e:
         raise EvalError(str(e)) from None
     except torch.OutOfMemoryError:
@@ -307,7 +308,7 @@ def evaluate(args) -> dict:
         "run": str(args.run), "checkpoint": str(ckpt), "data": str(args.data), "split": args.split,
         "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "dtype": str(dtype).removeprefix("torch."), "attention": attention,
+        "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},
@@ -328,7 +329,7 @@ def evaluate(args) -> dict:
         sweep = []
         for b in sorted({b for b in args.sweep_batches if b <= len(prompts)}):
             eng = Engine(model, batch_size=b, max_len=max_len, special_ids=tok.special_ids, eos_id=tok.eos_id,
-                         cuda_graph=None if not args.no_graph else False)
+                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state)
             row = {"batch": b}
             for mode in ("dense", "sparse"):
                 _, st = run_mode(eng, prompts[: max(b, min(len(prompts), 2 * b))], b, max_new, mode, label=f"sweep b={b} {mode}")
@@ -371,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
+    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine's step")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

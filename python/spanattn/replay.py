@@ -124,7 +124,7 @@ def replay(args) -> dict:
                 continue
             prompts, forced = build_rows(records, tok, L, args.gen, B)
             eng = Engine(model, batch_size=B, max_len=L, special_ids=tok.special_ids, eos_id=None,
-                         cuda_graph=None if not args.no_graph else False)
+                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state)
             eng.prefill(prompts, args.gen)
             for mode in ("dense", "sparse"):
                 eng.decode(mode, forced=forced, max_new_tokens=8)  # warm-up (graph capture), not timed
@@ -144,7 +144,7 @@ def replay(args) -> dict:
     return {
         "kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "dtype": str(dtype).removeprefix("torch."),
-        "attention": attention, "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
+        "attention": attention, "compile_state": args.compile_state, "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
         "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers",
     }
 
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
+    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine's step")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.contexts = [int(x) for x in args.contexts.split(",") if x]

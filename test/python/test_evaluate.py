@@ -34,7 +34,7 @@ def save_run(run, records, grammar=None, step=1):
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
                 throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False,
-                continuous=False, hf_limit=None)
+                continuous=False, hf_limit=None, compile_state=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -79,6 +79,20 @@ def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
     assert [s["batch"] for s in r["sweep"]] == [1, 2]
     assert r["hf_generate"]["tokens_per_second"] > 0 and "engine_dense_ratio" in r["hf_generate"]
     assert r["hf_generate"]["records"] == 4
+
+
+def test_compiled_state_machine_decodes_the_same(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    kw = dict(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), batch=3, limit=5, max_new_tokens=12)
+    plain, fused = evaluate.evaluate(args(**kw)), evaluate.evaluate(args(**kw, compile_state=True))
+    assert fused["compile_state"] and not plain["compile_state"]
+    for mode in ("dense", "sparse"):
+        a, b = plain["modes"][mode], fused["modes"][mode]
+        assert [s["generated"] for s in a["samples"]] == [s["generated"] for s in b["samples"]]
+        for k in ("generated_tokens", "attended_fraction", "directive_attempts", "malformed_rate", "accuracy"):
+            assert a[k] == b[k], k
 
 
 def test_hf_baseline_on_fewer_records_compares_the_engine_on_the_same_ones(tmp_path, dataset):
@@ -130,7 +144,7 @@ def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
 
 def test_replay_tiny_shape_measures_both_modes(tmp_path, dataset):
     ns = argparse.Namespace(data=str(dataset), split="test", limit=None, shape="tiny", contexts=[96], batches=[2], gen=8,
-                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False)
+                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False, compile_state=False)
     r = replay.replay(ns)
     row = r["rows"][0]
     assert row["context"] == 96 and row["dense"]["attended_fraction"] == 1.0

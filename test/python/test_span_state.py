@@ -12,12 +12,12 @@ from spanattn.span_state import SpanState
 VECTORS = json.loads((Path(__file__).parents[1] / "fixtures/spans/vectors.json").read_text())
 
 
-def run_batch(token_lists):
+def run_batch(token_lists, compile=False):
     """Feed each sequence token by token (right-padded batch); return per-sequence lists of
     (merged intervals, sparse) per position, and the final state."""
     B = len(token_lists)
     T = max(len(t) for t in token_lists)
-    state = SpanState(B)
+    state = SpanState(B, compile=compile)
     kinds = torch.zeros(B, T, dtype=torch.int64)
     values = torch.zeros(B, T, dtype=torch.int64)
     for b, toks in enumerate(token_lists):
@@ -38,8 +38,8 @@ def run_batch(token_lists):
     return out, state
 
 
-def check_against_parse(token_lists):
-    out, state = run_batch(token_lists)
+def check_against_parse(token_lists, compile=False):
+    out, state = run_batch(token_lists, compile=compile)
     for b, toks in enumerate(token_lists):
         p = spans.parse_tokens(toks)
         for t in range(len(toks)):
@@ -65,6 +65,36 @@ def test_random_token_soup(seed):
                 "<ref1>", "<ref2>", "<ref5>", "<eos>", "<bos>"] + ["a"] * 8
     batch = [["<bos>"] + [rng.choice(alphabet) for _ in range(rng.randint(1, 120))] for _ in range(24)]
     check_against_parse(batch)
+
+
+def test_compiled_step_agrees_with_spans_py():
+    """torch.compile fuses the step's ~170 ops (the GPU engine's option); same answers."""
+    rng = random.Random(7)
+    alphabet = ["<seg>"] * 4 + ["<attend>"] * 3 + ["</attend>"] * 3 + ["<ref-1>", "<ref-2>", "<ref0>", "<ref1>",
+                "<ref5>", "<eos>"] + ["a"] * 8
+    soup = [["<bos>"] + [rng.choice(alphabet) for _ in range(rng.randint(1, 60))] for _ in range(6)]
+    check_against_parse([v["tokens"] for v in VECTORS["token_vectors"]][:10] + soup, compile=True)
+
+
+def test_compiled_step_with_the_dense_override_equals_eager():
+    toks = ["<bos>", "a", "<seg>", "a", "a", "<seg>", "a", "a", "<seg>", "<attend>", "<ref1>", "</attend>", "a", "a",
+            "a", "<seg>", "a"]  # the directive skips segment 2
+    k, v = (torch.tensor(x) for x in spans.token_kinds(toks))
+    runs = []
+    for compile in (False, True):
+        s = SpanState(2, compile=compile)
+        seen = []
+        for t in range(len(toks)):
+            dense = torch.tensor(t % 3 == 0)  # flips between steps, as eval flips modes
+            iv, n, sp = s.step(k[t].repeat(2), v[t].repeat(2), torch.full((2,), t), torch.tensor([True, t < 11]), dense)
+            seen.append((iv.clone(), n.clone(), sp.clone()))
+        runs.append((seen, s.attended.clone(), s.possible.clone(), s.malformed.clone(), s.cur.clone()))
+    (eager, *e_tot), (comp, *c_tot) = runs
+    for (a, b, c), (x, y, z) in zip(eager, comp):
+        assert torch.equal(a, x) and torch.equal(b, y) and torch.equal(c, z)
+    for a, b in zip(e_tot, c_tot):
+        assert torch.equal(a, b)
+    assert int(e_tot[0][0]) < int(e_tot[1][0])  # the sparse steps really read fewer keys
 
 
 def test_intervals_shape_is_fixed_for_graph_capture():
