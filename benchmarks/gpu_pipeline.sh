@@ -9,6 +9,9 @@
 # stages (each time-boxed so that a device call of several stages ends inside 10 minutes):
 #   tests   GPU tests: engine (kernel in a CUDA graph vs masked forward), flex masks, compile
 #   replay  eval --replay --shape llama-8b on arith-long spans (CONTEXTS, BATCHES, GEN)
+#   replay-long  the same with the arith-long model's shape (llama-long), LONG_CONTEXTS x 1,8,32,128
+#   profile benchmarks/profile_decode.py: kernel time by group of a decode step, dense vs
+#           sparse, with and without --compile-state (llama-8b 8K/32, llama-long 3K/128)
 #   sweep   train_bench --stage sweep: tokens/s + MFU per training variant (SWEEP_VARIANTS)
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
@@ -62,7 +65,7 @@ if has tests; then
       test/python/test_engine_gpu.py test/python/test_train_gpu.py
 fi
 
-if has replay || has long-train || has long-eval; then
+if has replay || has replay-long || has profile || has long-train || has long-eval; then
   step gen-data arith-long
   run spanattn gen-data arith --config configs/data/arith-long.yaml --out datasets/arith-long --force
 fi
@@ -71,6 +74,23 @@ if has replay; then
   step replay llama-8b
   evaluate replay-llama-8b ${REPLAY_S:-240} --replay --shape llama-8b --data datasets/arith-long \
       --contexts ${CONTEXTS:-8192,16384} --batches ${BATCHES:-8,32} --gen ${GEN:-64}
+fi
+
+if has replay-long; then
+  step replay llama-long
+  evaluate replay-llama-long ${REPLAY_S:-240} --replay --shape llama-long --data datasets/arith-long \
+      --contexts ${LONG_CONTEXTS:-2048,4096} --batches 1,8,32,128 --gen ${GEN:-64}
+fi
+
+if has profile; then
+  for spec in "llama-8b 8192 32" "llama-long 3072 128"; do
+    set -- $spec
+    for cs in "" --compile-state; do
+      step "profile $1 L=$2 B=$3 $cs"
+      run timeout ${PROFILE_S:-150} python3 benchmarks/profile_decode.py --data datasets/arith-long --shape $1 \
+          --context $2 --batch $3 $cs --out "$OUT/profile-$1${cs:+-compiled}.json" > /dev/null
+    done
+  done
 fi
 
 if has sweep || has main || has dense; then

@@ -40,7 +40,7 @@ export const evalRunOptionsSchema = z
     sweepBatches: csvInts.default([1, 8, 32, 128]),
     hfLimit: z.number().int().nonnegative().optional(),
     replay: z.boolean().default(false),
-    shape: z.enum(["llama-1b", "llama-8b", "tiny"]).default("llama-8b"),
+    shape: z.enum(["llama-1b", "llama-8b", "llama-long", "tiny"]).default("llama-8b"),
     contexts: csvInts.default([2048, 8192, 32768]),
     batches: csvInts.default([1, 8, 32]),
     gen: z.number().int().positive().default(128),
@@ -143,7 +143,7 @@ export function evalRunCommand(): Command {
     .option("--sweep-batches <list>", "batch sizes of the sweep (default: 1,8,32,128)")
     .option("--hf-limit <n>", "records for the transformers generate baseline of --throughput (default: all; 0 skips it)", Number)
     .option("--replay", "random-weight model of --shape driven through the dataset's spans")
-    .option("--shape <name>", "replay shape: llama-1b, llama-8b (default) or tiny")
+    .option("--shape <name>", "replay shape: llama-1b, llama-8b (default), llama-long (the arith-long model) or tiny")
     .option("--contexts <list>", "replay context lengths (default: 2048,8192,32768)")
     .option("--batches <list>", "replay / kernel batch sizes (default: 1,8,32)")
     .option("--gen <n>", "replay: decoded tokens per configuration (default: 128)", Number)

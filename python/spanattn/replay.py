@@ -28,6 +28,9 @@ SHAPES = {
     "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                      num_key_value_heads=8, head_dim=64, vocab_size=128256, rope_theta=500000.0,
                      tie_word_embeddings=True),
+    # configs/model/llama-long.yaml (the arith-long model: KV-heavy, MHA with head_dim 128), char vocabulary
+    "llama-long": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=6, num_attention_heads=8,
+                       num_key_value_heads=8, head_dim=128, vocab_size=256, tie_word_embeddings=True),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, head_dim=16, vocab_size=512),
 }

@@ -39,3 +39,13 @@ def test_model_config_validates(path):
     with torch.device("meta"):  # shapes only: no time spent initialising weights
         model = models.build_default_model(spec, vocab_size=256)
     assert model.config.num_attention_heads % model.config.num_key_value_heads == 0  # MHA or GQA
+
+
+def test_replay_shape_llama_long_is_the_arith_long_model():
+    from spanattn import replay
+
+    spec = models.load_model_spec(ROOT / "configs/model/llama-long.yaml")
+    shape = replay.SHAPES["llama-long"]
+    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim"):
+        assert shape[key] == spec[key], key
