@@ -151,7 +151,7 @@ export function evalRunCommand(): Command {
     .option("--device <name>", "auto (default), cpu or cuda")
     .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
-    .option("--compile-state", "torch.compile the span state machine's step (fewer kernels per decode step)")
+    .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")

@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
-    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine's step")
+    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

@@ -33,6 +33,7 @@ def tiny_llama(seed=0, **overrides):
 # layouts a Llama config allows (biases, MHA, head_dim != hidden / heads)
 VARIANTS = {
     "gqa": {},
+    "gqa-compiled-state": {},  # Engine(compile_state=True): the state machine and bookkeeping through torch.compile
     "mha-bias-wide-heads": dict(num_attention_heads=4, num_key_value_heads=4, head_dim=32, attention_bias=True,
                                 mlp_bias=True),
 }
@@ -67,7 +68,8 @@ def full_masked_logits(model, tokens, sparse=True):
 def test_replay_logits_equal_masked_full_forward(mode, variant):
     model = tiny_llama(**VARIANTS[variant])
     untouched = copy.deepcopy(model)  # the engine re-points the module weights at its fused matrices
-    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"])
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"],
+                 compile_state=variant.endswith("compiled-state"))
     prompts = [ids(PROMPT_A), ids(PROMPT_B)]
     forced = [ids(FORCED_A), ids(FORCED_B)]
     gen = eng.generate(prompts, max_new_tokens=32, mode=mode, forced=forced, keep_logits=True)
