@@ -44,7 +44,7 @@ has() { [[ "$STAGES" == *",$1,"* ]]; }
 bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
   local name=$1; shift
   rm -f "runs/train-bench/train_bench_$name.json"
-  OUT="$PWD/runs/train-bench" run python3 benchmarks/train_bench.py "$@"
+  OUT="$PWD/runs/train-bench" run timeout ${BENCH_S:-570} python3 benchmarks/train_bench.py "$@"
   cp "runs/train-bench/train_bench_$name.json" "$OUT/" 2>/dev/null
 }
 evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR

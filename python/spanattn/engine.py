@@ -179,7 +179,7 @@ class Engine:
 
     # ------------------------------------------------------------------ the decode step
     def _fuse_weights(self) -> list[_FusedLayer]:
-        """Per layer: q/k/v as one matrix and gate/up as one, so a decode layer is ~12
+        """Per layer: q/k/v as one matrix and gate/up as one, so a decode layer is ~16
         kernels instead of ~40 (the step is launch-bound below a few GB of KV). The module
         weights are re-pointed at row slices of the fused matrices, so prefill (transformers'
         own forward) sees the same numbers and no weight is stored twice."""
