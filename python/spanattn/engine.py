@@ -154,6 +154,9 @@ class Engine:
         self.state = SpanState(self.B, self.grammar, self.device)  # compiled below, with its caller
         self.compile_state = compile_state
         opts = dict(fullgraph=True, dynamic=False)
+        if compile_state:  # one compile per engine shape; a replay or eval sweep makes many engines
+            import torch._dynamo.config as dynamo_config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
         self._pre = torch.compile(self._pre_step, **opts) if compile_state else self._pre_step
         self._post = torch.compile(self._advance, **opts) if compile_state else self._advance
         # static decode inputs/outputs (graph-captured)
