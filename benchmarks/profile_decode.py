@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     records = ds.records(args.split)
     tok = build_char_tokenizer(record_texts(records))
     gen = 2 + 2 * args.steps + 8  # warm-ups, profiled and graph-timed steps stay inside the forced tokens
-    model = replay.random_model(args.shape, device, dtype, args.context)
+    model = replay.random_model(args.shape, device, dtype, args.context, min_vocab=len(tok))
     prompts, forced = replay.build_rows(records, tok, args.context, gen, args.batch)
     eng = Engine(model, batch_size=args.batch, max_len=args.context, special_ids=tok.special_ids, eos_id=None,
                  cuda_graph=False, compile_state=args.compile_state)

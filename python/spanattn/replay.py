@@ -36,12 +36,16 @@ SHAPES = {
 }
 
 
-def random_model(shape: str, device: torch.device, dtype: torch.dtype, max_len: int):
+def random_model(shape: str, device: torch.device, dtype: torch.dtype, max_len: int, min_vocab: int = 0):
+    """A random-weight Llama of `shape`, with room for max_len positions and at least
+    min_vocab tokens (the replay tokenizer is built from the dataset)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if shape not in SHAPES:
         raise EvalError(f"unknown --shape {shape!r} (choose from {', '.join(SHAPES)})")
-    cfg = LlamaConfig(max_position_embeddings=max(8192, max_len), **SHAPES[shape])
+    spec = dict(SHAPES[shape])
+    spec["vocab_size"] = max(spec["vocab_size"], min_vocab)
+    cfg = LlamaConfig(max_position_embeddings=max(8192, max_len), **spec)
     prev = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -107,7 +111,7 @@ def replay(args) -> dict:
     tok = build_char_tokenizer(record_texts(records))
     max_L = max(args.contexts)
     log(f"building a random {args.shape} model ({dtype}) on {device}")
-    model = random_model(args.shape, device, dtype, max_L)
+    model = random_model(args.shape, device, dtype, max_L, min_vocab=len(tok))
     kv_per_token = bytes_per_token_kv(model.config, dtype)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     budget = args.memory_gib * 2**30 if args.memory_gib else (

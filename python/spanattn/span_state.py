@@ -63,8 +63,8 @@ class SpanState:
         self.intervals = torch.zeros(batch, self.num_intervals, 2, dtype=torch.int32, device=dev)
         self.n_intervals = torch.zeros(batch, dtype=torch.int32, device=dev)
         self._arange_r = torch.arange(g.max_refs_per_directive, device=dev)
-        # `step` is ~170 tiny elementwise ops: one kernel launch each on a GPU (~0.3 ms a step
-        # inside a CUDA graph). torch.compile fuses them into a few kernels; same results.
+        # `step` is ~170 tiny elementwise ops (counted in a CPU profile): one kernel launch each
+        # on a GPU. torch.compile fuses them into a few kernels; same results.
         self.compiled = compile
         self._step_fn = torch.compile(self._step, fullgraph=True, dynamic=False) if compile else self._step
 

@@ -152,3 +152,10 @@ def test_replay_tiny_shape_measures_both_modes(tmp_path, dataset):
     assert row["speedup"] > 0
     ns.memory_gib = 1e-9
     assert "skipped" in replay.replay(ns)["rows"][0]
+
+
+def test_replay_model_has_room_for_the_dataset_tokenizer():
+    small = replay.random_model("tiny", torch.device("cpu"), torch.float32, 64)
+    assert small.config.vocab_size == replay.SHAPES["tiny"]["vocab_size"]
+    big = replay.random_model("tiny", torch.device("cpu"), torch.float32, 64, min_vocab=900)
+    assert big.config.vocab_size == 900 and big.get_input_embeddings().weight.shape[0] == 900
