@@ -72,6 +72,15 @@ function writeAtomic(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/** The decode-engine switches that eval and replay both take. */
+function engineFlags(opts: EvalRunOptions): string[] {
+  return [
+    ...(opts.allowReference ? ["--allow-reference"] : []),
+    ...(opts.noGraph ? ["--no-graph"] : []),
+    ...(opts.compileState ? ["--compile-state"] : []),
+  ];
+}
+
 export async function runEval(opts: EvalRunOptions) {
   const python = await requirePython(opts.python);
   const reporter = createReporter({ json: opts.json });
@@ -99,9 +108,7 @@ export async function runEval(opts: EvalRunOptions) {
       const out = resolve(opts.out ?? join(projectRoot, "runs", `replay-${opts.shape}`, stamp()));
       const args = ["--data", opts.data!, "--split", opts.split, "--shape", opts.shape, "--contexts", opts.contexts.join(","), "--batches", opts.batches.join(","), "--gen", String(opts.gen), "--device", opts.device, "--out", out];
       if (opts.limit) args.push("--limit", String(opts.limit));
-      if (opts.allowReference) args.push("--allow-reference");
-      if (opts.noGraph) args.push("--no-graph");
-      if (opts.compileState) args.push("--compile-state");
+      args.push(...engineFlags(opts));
       const r = await runPython({ python: python.python, module: "spanattn.replay", args, result: ReplayResultSchema, onEvent, onStderr });
       writeAtomic(join(out, "report.html"), replayReport(r.result));
       return { kind: "replay" as const, result: r.result, out };
@@ -116,9 +123,7 @@ export async function runEval(opts: EvalRunOptions) {
     if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","));
     if (opts.throughput && opts.hfLimit !== undefined) args.push("--hf-limit", String(opts.hfLimit));
     if (opts.continuous) args.push("--continuous");
-    if (opts.allowReference) args.push("--allow-reference");
-    if (opts.noGraph) args.push("--no-graph");
-    if (opts.compileState) args.push("--compile-state");
+    args.push(...engineFlags(opts));
     const r = await runPython({ python: python.python, module: "spanattn.evaluate", args, result: EvalResultSchema, onEvent, onStderr });
     writeAtomic(join(out, "report.html"), evalReport(r.result));
     return { kind: "eval" as const, result: r.result, out };

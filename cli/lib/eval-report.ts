@@ -32,6 +32,16 @@ export const ModeStatsSchema = z
 
 const SweepPoint = z.object({ tokens_per_second: num, ms_per_step_p50: num, ms_per_step_p95: num, attended_fraction: num }).passthrough();
 
+/** Where and how the decode engine ran: the same in eval and replay results. */
+const engineFields = {
+  device: z.string(),
+  gpu: z.string().nullable(),
+  dtype: z.string(),
+  attention: z.enum(["kernel", "reference"]),
+  compile_state: z.boolean().optional(),
+  note: z.string().nullable(),
+};
+
 export const EvalResultSchema = z
   .object({
     run: z.string(),
@@ -43,12 +53,7 @@ export const EvalResultSchema = z
     skipped_records: num.optional(),
     batch: num,
     max_new_tokens: num,
-    device: z.string(),
-    gpu: z.string().nullable(),
-    dtype: z.string(),
-    attention: z.enum(["kernel", "reference"]),
-    compile_state: z.boolean().optional(),
-    note: z.string().nullable(),
+    ...engineFields,
     modes: z.record(z.string(), ModeStatsSchema),
     speedup: maybe.optional(),
     sweep: z.array(z.object({ batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
@@ -64,12 +69,7 @@ export const ReplayResultSchema = z
     kind: z.literal("replay"),
     shape: z.string(),
     data: z.string(),
-    device: z.string(),
-    gpu: z.string().nullable(),
-    dtype: z.string(),
-    attention: z.enum(["kernel", "reference"]),
-    compile_state: z.boolean().optional(),
-    note: z.string().nullable(),
+    ...engineFields,
     rows: z.array(z.object({ context: num, batch: num, gen: num, kv_bytes: num, skipped: z.string().optional(), dense: ReplayMode.optional(), sparse: ReplayMode.optional(), speedup: num.optional() })),
     out: z.string(),
   })

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .kernel import span_decode_attention
-from .span_state import SpanState, vocab_kind_tables
+from .span_state import SpanState, compile_fixed_shapes, vocab_kind_tables
 from . import spans
 from .spans import Grammar, default_grammar
 
@@ -105,11 +105,9 @@ def _fuse_linears(linears) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Concatenate the weights (and biases) of Linear layers that read the same input, and
     point each layer's parameters at its rows of the result."""
     w = torch.cat([lin.weight.data for lin in linears], dim=0)
-    has_bias = [lin.bias is not None for lin in linears]
-    b = torch.cat([lin.bias.data for lin in linears], dim=0) if all(has_bias) else None
-    if any(has_bias) and b is None:  # mixed: keep the fused matmul, add zeros where there was no bias
-        b = torch.cat([lin.bias.data if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
-                       for lin in linears], dim=0)
+    # zeros stand in for a missing bias when only some of the layers have one
+    b = torch.cat([lin.bias.data if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
+                   for lin in linears], dim=0) if any(lin.bias is not None for lin in linears) else None
     r = 0
     for lin in linears:
         n = lin.weight.shape[0]
@@ -130,9 +128,9 @@ class Engine:
     def __init__(self, model, batch_size: int, max_len: int, special_ids: dict[str, int], eos_id: int | None,
                  grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None,
                  compile_state: bool = False):
-        """compile_state: torch.compile the span state machine and the step's bookkeeping
-        (~190 tiny elementwise ops, one kernel launch each on a GPU, become a few fused
-        kernels; the model's layers are untouched; same results, tested on CPU)."""
+        """compile_state: torch.compile the span state machine's step and the step's
+        bookkeeping (`_advance`): ~190 tiny elementwise ops, one kernel launch each on a GPU,
+        become a few fused kernels; the model's layers are untouched; same results."""
         check_supported(model)
         self.model = model
         self.cfg = model.config
@@ -151,14 +149,9 @@ class Engine:
         shape = (self.B, self.Hkv, self.N, self.D)  # (B, Hkv, Nmax, D) per layer
         self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
         self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
-        self.state = SpanState(self.B, self.grammar, self.device)  # compiled below, with its caller
+        self.state = SpanState(self.B, self.grammar, self.device, compile=compile_state)
         self.compile_state = compile_state
-        opts = dict(fullgraph=True, dynamic=False)
-        if compile_state:  # one compile per engine shape; a replay or eval sweep makes many engines
-            import torch._dynamo.config as dynamo_config
-            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-        self._pre = torch.compile(self._pre_step, **opts) if compile_state else self._pre_step
-        self._post = torch.compile(self._advance, **opts) if compile_state else self._advance
+        self._advance_fn = compile_fixed_shapes(self._advance) if compile_state else self._advance
         # static decode inputs/outputs (graph-captured)
         i64 = dict(dtype=torch.int64, device=self.device)
         self.tok = torch.zeros(self.B, **i64)
@@ -222,17 +215,12 @@ class Engine:
 
     def _step(self) -> None:
         """One decode step for the whole batch, all on the device, shapes fixed."""
-        active, intervals, n = self._pre()
-        self.logits.copy_(self._forward_decode(self.tok, self.pos, intervals, n))  # fp32, static
-        self._post(active)
-
-    def _pre_step(self):
-        """The span state machine on this step's input token: the intervals its query reads."""
         active = ~self.done
         kind = self.kinds[self.tok]
         value = self.values[self.tok]
-        intervals, n, _ = self.state._step(kind, value, self.pos, active, dense=self.dense)
-        return active, intervals, n
+        intervals, n, _ = self.state.step(kind, value, self.pos, active, dense=self.dense)
+        self.logits.copy_(self._forward_decode(self.tok, self.pos, intervals, n))  # fp32, static
+        self._advance_fn(active)
 
     def _advance(self, active: torch.Tensor) -> None:
         """Argmax (or the forced token), then the per-row bookkeeping: emitted, done, position."""

@@ -24,6 +24,16 @@ from .spans import (KIND_ABS, KIND_BOS, KIND_CLOSE, KIND_OPEN, KIND_REL, KIND_SE
 BIG = 2**30
 
 
+def compile_fixed_shapes(fn):
+    """torch.compile for a decode-step piece with fixed shapes and in-place state updates.
+    Each engine (batch size, cache length) compiles once, and an eval or replay sweep makes
+    many engines, so dynamo's recompile limit is raised for them."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    return torch.compile(fn, fullgraph=True, dynamic=False)
+
+
 def vocab_kind_tables(token_to_id: dict[str, int], vocab_size: int, grammar: Grammar | None = None,
                       device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(vocab,) kind and value tables: the GPU's view of the special tokens."""
@@ -66,7 +76,7 @@ class SpanState:
         # `step` is ~170 tiny elementwise ops (counted in a CPU profile): one kernel launch each
         # on a GPU. torch.compile fuses them into a few kernels; same results.
         self.compiled = compile
-        self._step_fn = torch.compile(self._step, fullgraph=True, dynamic=False) if compile else self._step
+        self._step_fn = compile_fixed_shapes(self._step) if compile else self._step
 
     def reset(self, rows: torch.Tensor | None = None) -> None:
         """Start rows (a bool (B,) mask; all when None) on a new sequence."""
