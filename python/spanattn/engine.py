@@ -129,7 +129,7 @@ class Engine:
                  grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None,
                  compile_state: bool = False):
         """compile_state: torch.compile the span state machine's step and the step's
-        bookkeeping (`_advance`): ~190 tiny elementwise ops, one kernel launch each on a GPU,
+        bookkeeping (`_advance`): about 200 tiny elementwise ops, one kernel launch each on a GPU,
         become a few fused kernels; the model's layers are untouched; same results."""
         check_supported(model)
         self.model = model
