@@ -203,7 +203,7 @@ class SpanState:
         self.malformed.add_((a & fail).long() + (a & overflow).long())
         sparse = sparse & a
 
-        intervals, n = self._intervals(pos, sparse if dense is None else sparse & ~dense)
+        intervals, n = self._intervals(pos, sparse if dense is None else sparse & ~dense, a)
         kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)
         self.attended.add_(torch.where(a, kept, torch.zeros_like(kept)))
         self.possible.add_(torch.where(a, pos + 1, torch.zeros_like(pos)))
@@ -217,9 +217,12 @@ class SpanState:
         self.malformed.add_(open_dir.long())
         self.mode.copy_(torch.where(open_dir, torch.full_like(self.mode, MODE_GLOBAL), self.mode))
 
-    def _intervals(self, pos: torch.Tensor, sparse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _intervals(self, pos: torch.Tensor, sparse: torch.Tensor,
+                   active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Candidates [segment 0, refs..., own segment], invalid refs pushed to the end by
-        sorting on start; global rows get the single interval [0, pos + 1)."""
+        sorting on start; global rows get the single interval [0, pos + 1); idle rows (a
+        finished sequence waiting for the rest of its batch, a free slot) get none, so they
+        read no KV at all, in either mode."""
         S = self.max_segments
         starts_tbl = self.seg_starts
         cur = self.cur
@@ -246,8 +249,9 @@ class SpanState:
         first = torch.arange(starts.shape[1], device=pos.device)[None, :] == 0
         g_starts = zeros[:, None].expand_as(starts)
         g_ends = torch.where(first, (pos + 1)[:, None], zeros[:, None])
-        sp = sparse[:, None]
-        self.intervals[..., 0].copy_(torch.where(sp, starts, g_starts).to(torch.int32))
-        self.intervals[..., 1].copy_(torch.where(sp, ends, g_ends).to(torch.int32))
-        self.n_intervals.copy_(torch.where(sparse, n_sparse, torch.ones_like(n_sparse)).to(torch.int32))
+        sp, idle = sparse[:, None], ~active[:, None]
+        self.intervals[..., 0].copy_(torch.where(idle, 0, torch.where(sp, starts, g_starts)).to(torch.int32))
+        self.intervals[..., 1].copy_(torch.where(idle, 0, torch.where(sp, ends, g_ends)).to(torch.int32))
+        n = torch.where(sparse, n_sparse, torch.ones_like(n_sparse))
+        self.n_intervals.copy_(torch.where(active, n, torch.zeros_like(n)).to(torch.int32))
         return self.intervals, self.n_intervals

@@ -105,6 +105,21 @@ def test_intervals_shape_is_fixed_for_graph_capture():
     assert iv.data_ptr() == s.intervals.data_ptr()  # written in place
 
 
+def test_idle_rows_read_no_keys():
+    """A finished row waiting for its batch (or a free slot) gets no interval: it must not
+    read its whole KV every step, which in sparse mode would cost more than the live rows."""
+    toks = VECTORS["token_vectors"][0]["tokens"]
+    kinds, values = spans.token_kinds(toks)
+    s = SpanState(2)
+    active = torch.tensor([True, False])
+    for t, (k, v) in enumerate(zip(kinds, values)):
+        iv, n, _ = s.step(torch.tensor([k, k]), torch.tensor([v, v]), torch.tensor([t, t]), active)
+        assert int(n[0]) >= 1 and int(n[1]) == 0, t
+        assert not iv[1].any(), t
+        assert int(iv[0, : int(n[0]), 1].max()) == t + 1  # the live row still reads its own token
+    assert int(s.attended[1]) == 0 and int(s.attended[0]) > 0
+
+
 def test_reset_rows():
     toks = VECTORS["token_vectors"][0]["tokens"]
     out, state = run_batch([toks, toks])
