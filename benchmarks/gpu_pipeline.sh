@@ -8,10 +8,12 @@
 #
 # stages (each time-boxed so that a device call of several stages ends inside 10 minutes):
 #   tests   GPU tests: engine (kernel in a CUDA graph vs masked forward), flex masks, compile
+#   tests-engine  only the engine's (eager and compiled state machine; ~1 minute)
 #   replay  eval --replay --shape llama-8b on arith-long spans (CONTEXTS, BATCHES, GEN)
 #   replay-long  the same with the arith-long model's shape (llama-long), LONG_CONTEXTS x 1,8,32,128
 #   profile benchmarks/profile_decode.py: kernel time by group of a decode step, dense vs
-#           sparse, with and without --compile-state (llama-8b 8K/32, llama-long 3K/128)
+#           sparse, with and without --compile-state (PROFILE_SPECS, default
+#           "llama-8b 8192 32;llama-long 3072 128"; PROFILE_VARIANTS="eager compiled")
 #   sweep   train_bench --stage sweep: tokens/s + MFU per training variant (SWEEP_VARIANTS)
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
@@ -22,7 +24,10 @@
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
-# EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state).
+# EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state), and
+# EVAL_TAG to the names of their result files (two variants can share one OUTDIR).
+# SETUP=0 skips doctor, build-kernel and regenerating datasets already there (a second
+# pipeline in the same device call).
 # Every step's output goes to OUTDIR/pipeline.log; result JSON and HTML reports are copied to
 # OUTDIR. Run folders stay under runs/ (a warm device machine keeps them between calls, and
 # `main`/`long` read the sweep's step time from runs/train-bench-sweep.json when it is there).
@@ -48,26 +53,34 @@ bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
   cp "runs/train-bench/train_bench_$name.json" "$OUT/" 2>/dev/null
 }
 evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR
-  local name=$1 limit=$2; shift 2
+  local name=$1${EVAL_TAG:+-$EVAL_TAG} limit=$2; shift 2
   run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
   cp "runs/$name/report.html" "$OUT/$name.html" 2>/dev/null
   tail -c 1500 "$OUT/$name.json" | tee -a "$LOG"; echo | tee -a "$LOG"
 }
 
-step "stages ${STAGES:1:-1}"
-run spanattn doctor
-step build-kernel
-run spanattn build-kernel --arch sm_90a
+gen() {  # gen NAME CONFIG: the dataset, unless SETUP=0 and it is already there
+  [[ "${SETUP:-1}" == 0 && -f "datasets/$1/manifest.json" ]] && return
+  step gen-data "$1"
+  run spanattn gen-data arith --config "$2" --out "datasets/$1" --force
+}
 
-if has tests; then
+step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}"
+if [[ "${SETUP:-1}" != 0 ]]; then
+  run spanattn doctor
+  step build-kernel
+  run spanattn build-kernel --arch sm_90a
+fi
+
+if has tests || has tests-engine; then
   step gpu tests
-  SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -q -p no:cacheprovider \
-      test/python/test_engine_gpu.py test/python/test_train_gpu.py
+  GPU_TESTS=test/python/test_engine_gpu.py
+  has tests && GPU_TESTS="$GPU_TESTS test/python/test_train_gpu.py"
+  SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -q -p no:cacheprovider $GPU_TESTS
 fi
 
 if has replay || has replay-long || has profile || has long-train || has long-eval; then
-  step gen-data arith-long
-  run spanattn gen-data arith --config configs/data/arith-long.yaml --out datasets/arith-long --force
+  gen arith-long configs/data/arith-long.yaml
 fi
 
 if has replay; then
@@ -83,9 +96,11 @@ if has replay-long; then
 fi
 
 if has profile; then
-  for spec in "llama-8b 8192 32" "llama-long 3072 128"; do
+  IFS=';' read -ra PROFILE_SPECS <<< "${PROFILE_SPECS:-llama-8b 8192 32;llama-long 3072 128}"
+  for spec in "${PROFILE_SPECS[@]}"; do
     set -- $spec
-    for cs in "" --compile-state; do
+    for variant in ${PROFILE_VARIANTS:-eager compiled}; do
+      cs=; [[ $variant == compiled ]] && cs=--compile-state
       step "profile $1 L=$2 B=$3 $cs"
       run timeout ${PROFILE_S:-150} python3 benchmarks/profile_decode.py --data datasets/arith-long --shape $1 \
           --context $2 --batch $3 $cs --out "$OUT/profile-$1${cs:+-compiled}.json" > /dev/null
@@ -94,8 +109,7 @@ if has profile; then
 fi
 
 if has sweep || has main || has dense; then
-  step gen-data arith
-  run spanattn gen-data arith --config configs/data/arith.yaml --out datasets/arith-default --force
+  gen arith-default configs/data/arith.yaml
 fi
 
 if has sweep; then
