@@ -18,9 +18,12 @@
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
 #   dense   the --mask dense baseline for DENSE_MINUTES, then eval
-#   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES, then
-#           eval --batch 128 on its test split, then --throughput --sweep-batches 1,8,32
-#           (long-train / long-eval: the two halves, for two calls on one warm machine)
+#   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES (or LONG_ARGS=
+#           "--max-steps N"), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
+#           once per LONG_EVAL_VARIANTS ("eager compiled"), then --throughput --sweep-batches
+#           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
+#           a machine is not reliably still warm for a second call, and the checkpoint stays
+#           on it (long-train / long-eval are the two halves)
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
@@ -144,12 +147,19 @@ if has long-train; then
 fi
 
 if has long-eval; then
-  # the headline first (its result is written even if the sweep then runs out of time)
-  step eval arith-long
-  evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long --batch 128
-  step eval arith-long sweep
-  evaluate eval-arith-long-sweep ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long \
-      --batch 128 --limit 256 --throughput --sweep-batches 1,8,32 --hf-limit ${LONG_HF_LIMIT:-0}
+  # the headlines first, one per LONG_EVAL_VARIANTS entry (eager: the state machine op by op;
+  # compiled: --compile-state), each result written as soon as it is done; then the sweep
+  for variant in ${LONG_EVAL_VARIANTS:-eager compiled}; do
+    flags=; [[ $variant == compiled ]] && flags=--compile-state
+    step "eval arith-long ($variant)"
+    EVAL_TAG=${variant/eager/} evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long \
+        --data datasets/arith-long --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} $flags
+  done
+  if [[ "${LONG_SWEEP:-1}" != 0 ]]; then
+    step eval arith-long sweep
+    evaluate eval-arith-long-sweep ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long \
+        --batch 128 --limit 256 --throughput --sweep-batches 1,8,32 --hf-limit ${LONG_HF_LIMIT:-0}
+  fi
 fi
 
 if has news; then
