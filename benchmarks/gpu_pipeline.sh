@@ -168,6 +168,6 @@ if has news; then
       --out runs/news-small --force --max-steps ${NEWS_STEPS:-300} --json > "$OUT/train-news-small.json"
   tail -c 1500 "$OUT/train-news-small.json" | tee -a "$LOG"; echo | tee -a "$LOG"
   step eval news-small
-  evaluate eval-news-small ${EVAL_S:-150} --run runs/news-small --data datasets/news-cnndm --batch 32
+  evaluate eval-news-small ${EVAL_S:-150} --run runs/news-small --checkpoint best --data datasets/news-cnndm --batch 32
 fi
 step done

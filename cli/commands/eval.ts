@@ -60,6 +60,7 @@ export const evalRunOptionsSchema = z
     if (modesChosen > 1) ctx.addIssue({ code: "custom", path: ["replay"], message: "choose one of --replay and --kernel" });
     if (!o.kernel && !o.data) ctx.addIssue({ code: "custom", path: ["data"], message: "--data is required (a dataset folder)" });
     if (!o.kernel && !o.replay && !o.run && !o.checkpoint) ctx.addIssue({ code: "custom", path: ["run"], message: "--run (a run folder from `spanattn train`) is required" });
+    if (o.checkpoint === "best" && !o.run) ctx.addIssue({ code: "custom", path: ["checkpoint"], message: "--checkpoint best needs --run (the run whose checkpoints/best to read)" });
   });
 export type EvalRunOptions = z.infer<typeof evalRunOptionsSchema>;
 
@@ -137,7 +138,7 @@ export function evalRunCommand(): Command {
     .description("accuracy and decode throughput of a trained run, sparse vs dense, side by side")
     .option("--config <file>", "YAML file with these options")
     .option("--run <dir>", "run folder from `spanattn train` (its newest checkpoint is used)")
-    .option("--checkpoint <dir>", "a specific checkpoint folder instead")
+    .option("--checkpoint <dir>", "a specific checkpoint folder instead, or `best` (the run's checkpoints/best, from checkpoint.keep_best)")
     .option("--data <dir>", "dataset folder")
     .option("--split <name>", "split to evaluate (default: test)")
     .option("--batch <n>", "sequences decoded together (default: 64)", Number)

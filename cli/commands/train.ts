@@ -95,7 +95,15 @@ export const trainConfigSchema = z
     lora: LoraSchema,
     train: TrainSectionSchema,
     val: ValSchema,
-    checkpoint: z.object({ every: int(), keep_last: pos() }).partial().strict(),
+    checkpoint: z
+      .object({
+        every: int(),
+        keep_last: pos(),
+        keep_best: z.boolean(),
+        best_metric: z.enum(["val_loss", "val_loss_sparse", "val_loss_dense", "exact_match_sparse", "exact_match_dense"]),
+      })
+      .partial()
+      .strict(),
     log: z.object({ every: pos() }).partial().strict(),
   })
   .partial()
@@ -128,6 +136,7 @@ export const TrainResultSchema = z
     val: z.record(z.string(), z.unknown()).optional(),
     test: z.record(z.string(), z.unknown()).optional(),
     checkpoint: z.string().nullable().optional(),
+    best: z.object({ step: z.number(), metric: z.string(), value: z.number(), checkpoint: z.string() }).nullable().optional(),
     tokens_per_s: z.number().nullable().optional(),
     mfu: z.number().nullable().optional(),
     train_s: z.number().optional(),
@@ -188,6 +197,7 @@ export function renderTrainResult(r: TrainResult): string {
     ["tokens/s", r.tokens_per_s ? Math.round(r.tokens_per_s).toLocaleString("en-US") : "-"],
     ["MFU", r.mfu != null ? `${(100 * r.mfu).toFixed(1)}%` : "- (no known GPU peak)"],
     ["checkpoint", r.checkpoint ?? "-"],
+    ...(r.best ? [["best checkpoint", `${r.best.checkpoint} (${r.best.metric} ${fmt(r.best.value)} at step ${r.best.step})`] as [string, string]] : []),
   ];
   return table(["", ""], rows).split("\n").slice(2).join("\n");
 }
@@ -215,10 +225,11 @@ export async function runTrain(opts: TrainOptions, configPath: string | undefine
           const { event, ...rest } = ev;
           reporter.log(`${event}: ${Object.entries(rest).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join("  ")}`);
         } else if (ev.event === "checkpoint") reporter.log(`checkpoint: ${ev.path}`);
+        else if (ev.event === "best") reporter.log(`best ${ev.metric} so far: ${fmt(ev.value as number)} at step ${ev.step}`);
         else if (ev.event === "start") reporter.log(`training ${ev.params} parameters on ${ev.device} x${ev.world_size} (attention ${ev.attention}, mask ${ev.mask}) -> ${runDir}`);
       },
       onStderr: (line) => {
-        if (!/^(step |val @ |tokenizer: |\d|error: |hint: )/.test(line) && line.trim()) reporter.log(line);
+        if (!/^(step |val @ |best |tokenizer: |\d|error: |hint: )/.test(line) && line.trim()) reporter.log(line);
       },
     });
   } finally {

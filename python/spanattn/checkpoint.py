@@ -5,7 +5,9 @@ the tokenizer files), ``spanattn.json`` (span grammar, resolved training config,
 ``trainer_state.pt`` (optimizer, step, RNG states; with LoRA also ``adapter/``) for exact
 ``--resume``. It is written into ``step-NNNNNN.tmp-<pid>`` and renamed into place, so a
 crash or a full disk mid-write leaves the previous checkpoints intact; older ones beyond
-``keep_last`` are removed only after the new one is complete.
+``keep_last`` are removed only after the new one is complete. ``checkpoints/best/`` (with
+``checkpoint.keep_best``) holds the weights at the best validation so far, written the same
+way; it is not a step folder, so neither pruning nor ``--resume`` touches it.
 """
 from __future__ import annotations
 
@@ -40,23 +42,19 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(run_dir: Path, step: int, model, tokenizer, spanattn_json: str, trainer_state: dict,
-                    keep_last: int, is_lora: bool = False) -> Path:
-    from .model import merged_for_saving
+def best_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "best"
 
-    final = checkpoint_dir(run_dir, step)
+
+def _write_atomic_folder(final: Path, write) -> Path:
+    """write(tmp) fills a temporary sibling folder, which then replaces `final` whole."""
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        merged_for_saving(model).save_pretrained(str(tmp), safe_serialization=True)
-        if is_lora:
-            model.save_pretrained(str(tmp / "adapter"))
-        tokenizer.save(tmp)
-        (tmp / "spanattn.json").write_text(spanattn_json)
-        torch.save(trainer_state, tmp / "trainer_state.pt")
-        if final.exists():  # a re-run of the same step: replace it only once the new one is whole
+        write(tmp)
+        if final.exists():  # replace it only once the new one is whole
             old = final.with_name(f"{final.name}.old-{os.getpid()}")
             final.rename(old)
             tmp.rename(final)
@@ -66,9 +64,35 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, spanattn_json: s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return final
+
+
+def _write_model(folder: Path, model, tokenizer, spanattn_json: str, is_lora: bool) -> None:
+    from .model import merged_for_saving
+
+    merged_for_saving(model).save_pretrained(str(folder), safe_serialization=True)
+    if is_lora:
+        model.save_pretrained(str(folder / "adapter"))
+    tokenizer.save(folder)
+    (folder / "spanattn.json").write_text(spanattn_json)
+
+
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, spanattn_json: str, trainer_state: dict,
+                    keep_last: int, is_lora: bool = False) -> Path:
+    def write(tmp: Path) -> None:
+        _write_model(tmp, model, tokenizer, spanattn_json, is_lora)
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+
+    final = _write_atomic_folder(checkpoint_dir(run_dir, step), write)
     for _, old in list_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_best(run_dir: Path, model, tokenizer, spanattn_json: str, is_lora: bool = False) -> Path:
+    """The weights, tokenizer and span config at the best validation (no optimizer state:
+    it is for evaluation; training resumes from the step folders)."""
+    return _write_atomic_folder(best_dir(run_dir), lambda tmp: _write_model(tmp, model, tokenizer, spanattn_json, is_lora))
 
 
 def load_trainer_state(path: Path) -> dict:

@@ -59,6 +59,14 @@ def finish(compute, out_dir: str, kind: str) -> None:
 def find_checkpoint(run: Path, checkpoint: str | None) -> Path:
     from .checkpoint import latest_checkpoint
 
+    if checkpoint == "best":
+        from .checkpoint import best_dir
+
+        p = best_dir(run)
+        if not (p / "config.json").exists():
+            raise EvalError(f"run folder {run} has no best checkpoint ({p})",
+                            "train with --set checkpoint.keep_best=true, or leave --checkpoint out for the newest")
+        return p
     if checkpoint:
         p = Path(checkpoint)
         if not (p / "config.json").exists():
@@ -361,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--checkpoint")
+    p.add_argument("--checkpoint", help="a checkpoint folder, or `best` (the run's checkpoints/best)")
     p.add_argument("--limit", type=int)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--max-new-tokens", type=int)

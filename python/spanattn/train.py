@@ -278,6 +278,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     train_records = dataset.records("train")
     val_records = dataset.records("val") if "val" in dataset.splits else []
     task = dataset.task
+    check_best_metric(cfg, task, bool(val_records))
     model, tok, impl, new_ids = prepare_model(cfg, train_records, task, device, resume_from, out)
     dtype = next(model.parameters()).dtype
     autocast_dtype = torch.bfloat16 if (t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")) else None
@@ -342,11 +343,32 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     out.log(f"{n_params / 1e6:.2f}M params ({n_trainable / 1e6:.2f}M trainable) on {device} x{dist.world}, attention {impl}, "
             f"mask {t.mask}, {len(train_enc)} train records, {plan.steps_in_epoch(0)} steps/epoch")
 
+    best: dict | None = (state or {}).get("best")  # {step, metric, value, checkpoint}
+
+    def info_json(step: int, **extra) -> str:
+        return models.spanattn_info(spans.default_grammar().to_dict(), cfg.to_dict(), step,
+                                    {"task": task, "attention": impl, "base_model": cfg.model.path, **extra})
+
+    def consider_best(step: int, val: dict) -> None:
+        """checkpoint.keep_best: write checkpoints/best when this validation beats the best."""
+        nonlocal best
+        value = best_metric_value(cfg.checkpoint.best_metric, val) if cfg.checkpoint.keep_best else None
+        if value is None:
+            return
+        higher = cfg.checkpoint.best_metric.startswith("exact_match")
+        if best is not None and not (value > best["value"] if higher else value < best["value"]):
+            return
+        metric = cfg.checkpoint.best_metric
+        path = checkpoint.save_best(run_dir, raw_model, tok, info_json(step, best={"metric": metric, "value": value}),
+                                    is_lora=cfg.lora.enabled)
+        best = {"step": step, "metric": metric, "value": value, "checkpoint": str(path)}
+        out.event("best", **best)
+        out.log(f"best {metric} so far: {value:.4f} at step {step} -> {path}")
+
     def save(step: int) -> Path:
         st = {"step": step, "optimizer": optimizer.state_dict(), "rng": checkpoint.rng_state(), "train_s": train_s,
-              "tokens_seen": tokens_seen, "world_size": dist.world}
-        info = models.spanattn_info(spans.default_grammar().to_dict(), cfg.to_dict(), step,
-                                    {"task": task, "attention": impl, "base_model": cfg.model.path})
+              "tokens_seen": tokens_seen, "world_size": dist.world, "best": best}
+        info = info_json(step)
         try:
             path = checkpoint.save_checkpoint(run_dir, step, raw_model, tok, info, st, cfg.checkpoint.keep_last,
                                               is_lora=cfg.lora.enabled)
@@ -440,6 +462,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
                     last_val = validate(raw_model, cfg, tok, val_enc, val_records, task, impl, dtype, autocast_dtype, device,
                                         max_new_tokens)
                     report_val(out, step, last_val)
+                    consider_best(step, last_val)
                 dist.barrier()
                 t_prev = time.time()
             if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < t.max_steps:
@@ -457,6 +480,8 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
             last_val = validate(raw_model, cfg, tok, val_enc, val_records, task, impl, dtype, autocast_dtype, device,
                                 max_new_tokens)
             report_val(out, step, last_val)
+            if step > start_step or best is None:
+                consider_best(step, last_val)
             final_ckpt = save(step) if step > start_step or checkpoint.latest_checkpoint(run_dir) is None else \
                 checkpoint.latest_checkpoint(run_dir)[1]
             if cfg.val.test_exact_match_samples and task == "arith" and "test" in dataset.splits:
@@ -471,12 +496,39 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
         "trainable_params": n_trainable, "tokens_seen": tokens_seen, "train_s": train_s, "elapsed_s": elapsed,
         "tokens_per_s": tps_all, "device": str(device), "world_size": dist.world, "attention": impl, "mask": t.mask,
         "skipped_long_records": skipped, "resumed_from": str(resume_from) if resume_from else None,
+        "best": best,
     }
     result["mfu"] = run_mfu(model_config, n_params, train_enc, tps_all, peak, dist.world) \
         if model_config is not None and tps_all and peak else None
     if dist.main:
         write_json_atomic(run_dir / "result.json", result)
     return result
+
+
+def best_metric_value(metric: str, val: dict) -> float | None:
+    """The keep_best metric of one validation; val_loss is the mean of the sparse and dense
+    losses (a mixed-mask model decodes both ways)."""
+    if metric == "val_loss":
+        losses = [val[k] for k in ("val_loss_sparse", "val_loss_dense") if k in val]
+        return sum(losses) / len(losses) if losses else None
+    return val.get(metric)
+
+
+def check_best_metric(cfg: TrainConfig, task: str, has_val: bool) -> None:
+    """checkpoint.keep_best needs validations that compute its metric: fail before training."""
+    c = cfg.checkpoint
+    if not c.keep_best:
+        return
+    if not has_val:
+        raise TrainError("checkpoint.keep_best: the dataset has no val split to choose the best checkpoint by",
+                         "set checkpoint.keep_best: false", kind="config")
+    if c.best_metric.startswith("exact_match"):
+        mode = c.best_metric.removeprefix("exact_match_")
+        if task != "arith" or not cfg.val.exact_match_samples or mode not in cfg.val.exact_match_modes:
+            raise TrainError(f"checkpoint.best_metric {c.best_metric} is not computed by this run's validation "
+                             f"(task {task}, val.exact_match_samples {cfg.val.exact_match_samples}, "
+                             f"val.exact_match_modes {list(cfg.val.exact_match_modes)})",
+                             "use checkpoint.best_metric: val_loss, or enable val.exact_match_samples (arith)", kind="config")
 
 
 def encoded_targets(encoded: list[batches.Encoded], row: list[int]) -> int:

@@ -82,6 +82,10 @@ class ValSection:
 class CheckpointSection:
     every: int = 100  # 0: only the final checkpoint
     keep_last: int = 2
+    # also keep checkpoints/best: the weights at the best validation so far (by best_metric),
+    # never pruned; `spanattn eval --checkpoint best` reads it. For small data that overfits.
+    keep_best: bool = False
+    best_metric: str = "val_loss"  # val_loss = mean of the sparse and dense validation losses
 
 
 @dataclass
@@ -113,6 +117,8 @@ CHOICES = {
     "train.precision": ("auto", "bf16", "fp32"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.long_records": ("error", "skip"),
+    "checkpoint.best_metric": ("val_loss", "val_loss_sparse", "val_loss_dense", "exact_match_sparse",
+                               "exact_match_dense"),
 }
 POSITIVE = {"train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.seq_len", "lora.r",
             "val.decode_batch_size", "log.every", "checkpoint.keep_last", "model.bpe_vocab_size"}

@@ -20,6 +20,12 @@ describe("spanattn eval: bad input", () => {
     expect(r.stderr).toMatch(/- run: --run .* is required/);
   });
 
+  it("--checkpoint best needs the --run it belongs to", async () => {
+    const r = await cli(["eval", "--checkpoint", "best", "--data", "somewhere"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/- checkpoint: --checkpoint best needs --run/);
+  });
+
   it("a folder that is not a dataset is refused by the Python side, with its hint (exit 1)", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "run"));

@@ -48,6 +48,13 @@ describe("spanattn train config", () => {
     expect(r.stderr).toMatch(/- model: unknown key "colour"/);
   });
 
+  it("checkpoint.keep_best takes one of the metrics the validation computes", () => {
+    expect(trainOptionsSchema.safeParse({ checkpoint: { keep_best: true, best_metric: "val_loss_dense" } }).success).toBe(true);
+    const bad = trainOptionsSchema.safeParse({ checkpoint: { keep_best: "yes", best_metric: "lowest" } });
+    expect(bad.success).toBe(false);
+    expect(bad.error!.issues.map((i) => i.path.join(".")).sort()).toEqual(["checkpoint.best_metric", "checkpoint.keep_best"]);
+  });
+
   it("refuses a --data folder that is not a dataset (exit 2)", async () => {
     const r = await cli(["train", "--config", join(configDir, "arith-tiny.yaml"), "--data", tempDir()]);
     expect(r.exitCode).toBe(2);

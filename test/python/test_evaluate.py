@@ -134,6 +134,9 @@ def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
     assert "spanattn train" in e.value.hint
     with pytest.raises(evaluate.EvalError, match="run folder not found"):
         evaluate.evaluate(args(run=str(tmp_path / "nope"), data=str(dataset), out=str(tmp_path / "o")))
+    with pytest.raises(evaluate.EvalError, match="has no best checkpoint") as e:
+        evaluate.evaluate(args(run=str(tmp_path / "empty"), checkpoint="best", data=str(dataset), out=str(tmp_path / "o")))
+    assert "keep_best" in e.value.hint
     other = spans.default_grammar().to_dict() | {"max_segments": 64}
     from spanattn.data import load_dataset
 

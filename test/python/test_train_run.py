@@ -293,3 +293,48 @@ def test_ctrl_c_exits_130_and_names_the_newest_checkpoint(dataset, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 130 and "Traceback" not in err
     assert "training interrupted" in err and "step-000008 (continue with --resume)" in err
+
+
+def test_keep_best_keeps_the_weights_of_the_best_validation(dataset, tmp_path, monkeypatch):
+    """checkpoint.keep_best: checkpoints/best holds the model as it was at the validation with
+    the lowest val_loss (scripted here, so the best is not the last), survives keep_last
+    pruning, loads in plain transformers, and is what `eval --checkpoint best` reads."""
+    from transformers import AutoModelForCausalLM
+
+    from spanattn import evaluate
+
+    scripted = iter([3.0, 1.0, 2.0, 1.5])  # validations at steps 5, 10, 15 and the final 20
+    seen = {}
+
+    def fake_validate(model, *a, **k):
+        value = next(scripted)
+        seen[value] = {n: p.detach().clone() for n, p in model.state_dict().items()}
+        return {"val_loss_sparse": value - 0.1, "val_loss_dense": value + 0.1}
+
+    monkeypatch.setattr(train, "validate", fake_validate)
+    cfg = tiny_config(dataset, train={"max_steps": 20}, val={"every": 5, "exact_match_samples": 0},
+                      checkpoint={"every": 5, "keep_last": 1, "keep_best": True})
+    result = train.run(load_config(cfg), tmp_path / "run")
+    assert result["status"] == "ok"
+    assert result["best"]["step"] == 10 and result["best"]["metric"] == "val_loss"
+    assert abs(result["best"]["value"] - 1.0) < 1e-9
+    best = checkpoint.best_dir(tmp_path / "run")
+    assert result["best"]["checkpoint"] == str(best)
+    assert json.loads((best / "spanattn.json").read_text())["step"] == 10
+    assert [p.name for _, p in checkpoint.list_checkpoints(tmp_path / "run")] == ["step-000020"]  # best is not pruned
+    plain = AutoModelForCausalLM.from_pretrained(best)
+    for name, value in plain.state_dict().items():
+        if name in seen[1.0]:
+            assert torch.equal(value, seen[1.0][name]), name
+    assert not torch.equal(plain.state_dict()["model.norm.weight"], seen[1.5]["model.norm.weight"])
+    # the best so far travels with the trainer state, so --resume keeps comparing against it
+    assert checkpoint.load_trainer_state(tmp_path / "run" / "checkpoints" / "step-000020")["best"]["step"] == 10
+    assert evaluate.find_checkpoint(tmp_path / "run", "best") == best
+
+
+def test_keep_best_refuses_a_metric_the_validation_does_not_compute(dataset, tmp_path, capsys):
+    cfg = tiny_config(dataset, val={"exact_match_samples": 0},
+                      checkpoint={"keep_best": True, "best_metric": "exact_match_sparse"})
+    r = _main_result(cfg, tmp_path, capsys)
+    assert r["error"]["kind"] == "config" and "exact_match_sparse is not computed" in r["error"]["message"]
+    assert not checkpoint.best_dir(tmp_path / "run").exists()
