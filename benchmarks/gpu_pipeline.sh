@@ -57,7 +57,10 @@ bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
 }
 evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR
   local name=$1${EVAL_TAG:+-$EVAL_TAG} limit=$2; shift 2
+  rm -rf "runs/$name"
   run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
+  # cut short (time box): keep the modes and sweep rows it finished
+  [[ -s "$OUT/$name.json" ]] || cp "runs/$name/result.partial.json" "$OUT/$name.json" 2>/dev/null
   cp "runs/$name/report.html" "$OUT/$name.html" 2>/dev/null
   tail -c 1500 "$OUT/$name.json" | tee -a "$LOG"; echo | tee -a "$LOG"
 }

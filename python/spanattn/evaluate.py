@@ -38,6 +38,21 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+PARTIAL = "result.partial.json"
+
+
+def save_partial(out_dir: str | None, result: dict) -> None:
+    """What is finished so far, in <out_dir>/result.partial.json (removed once result.json is
+    written): an eval that is killed or runs out of time keeps its completed modes."""
+    if not out_dir:
+        return
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (PARTIAL + ".tmp")
+    tmp.write_text(json.dumps({**result, "partial": True}, indent=2) + "\n")
+    tmp.replace(out / PARTIAL)
+
+
 def finish(compute, out_dir: str, kind: str) -> None:
     """Run `compute`, write its result to <out_dir>/result.json (atomically) and print it as
     the final stdout line; an EvalError becomes the bridge's error result and exit code 2."""
@@ -51,6 +66,7 @@ def finish(compute, out_dir: str, kind: str) -> None:
     tmp = out / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(out / "result.json")
+    (out / PARTIAL).unlink(missing_ok=True)
     result["out"] = str(out)
     print(json.dumps(result))
 
@@ -329,6 +345,10 @@ def evaluate(args) -> dict:
         stats["accuracy"] = score_arith(records, texts) if ds.task == "arith" else score_news(records, texts)
         stats["samples"] = [{"id": r["id"], "generated": tok.decode(o)[:400]} for r, o in zip(records[:3], outs[:3])]
         result["modes"][mode] = stats
+        acc = ", ".join(f"{k} {v:.4f}" for k, v in stats["accuracy"].items() if isinstance(v, float))
+        log(f"{mode}: {stats['tokens_per_second']:.0f} tok/s, {stats['ms_per_step_p50']:.3f} ms/step p50, "
+            f"attended {stats['attended_fraction']:.3f}, {acc}")
+        save_partial(getattr(args, "out", None), result)
     if "dense" in result["modes"] and "sparse" in result["modes"]:
         d, s = result["modes"]["dense"], result["modes"]["sparse"]
         result["speedup"] = s["tokens_per_second"] / d["tokens_per_second"] if d["tokens_per_second"] else None
@@ -344,6 +364,9 @@ def evaluate(args) -> dict:
                 row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95", "attended_fraction")}
             row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
             sweep.append(row)
+            log(f"sweep b={b}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
+                f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+            save_partial(getattr(args, "out", None), {**result, "sweep": sweep})
             del eng
         result["sweep"] = sweep
         n_hf = len(prompts) if args.hf_limit is None else min(args.hf_limit, len(prompts))

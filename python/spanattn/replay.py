@@ -20,7 +20,7 @@ import torch
 
 from . import spans
 from .engine import Engine, percentile
-from .evaluate import EvalError, emit, finish, log, prepare
+from .evaluate import EvalError, emit, finish, log, prepare, save_partial
 
 SHAPES = {
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -117,6 +117,11 @@ def replay(args) -> dict:
     budget = args.memory_gib * 2**30 if args.memory_gib else (
         torch.cuda.get_device_properties(device).total_memory * 0.85 - weights if device.type == "cuda" else float("inf"))
     rows = []
+    result = {"kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
+            "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
+            "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
     total = len(args.contexts) * len(args.batches)
     done = 0
     for L in args.contexts:
@@ -145,15 +150,11 @@ def replay(args) -> dict:
                  detail=f"L={L} B={B}: {row['speedup']:.2f}x, attended {row['sparse']['attended_fraction']:.3f}")
             log(f"L={L} B={B}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
                 f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+            save_partial(getattr(args, "out", None), result)
             del eng
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    return {
-        "kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "dtype": str(dtype).removeprefix("torch."),
-        "attention": attention, "compile_state": args.compile_state, "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
-        "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers",
-    }
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,6 +56,35 @@ def test_eval_decodes_both_modes_on_the_same_prompts(tmp_path, dataset):
     assert r["speedup"] > 0
 
 
+def test_an_eval_cut_short_keeps_the_modes_it_finished(tmp_path, dataset, monkeypatch, capsys):
+    """result.partial.json after each mode (a time box or Ctrl-C keeps them); removed once
+    result.json is written."""
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    real, calls = evaluate.run_mode, []
+
+    def second_mode_interrupted(*a, **k):
+        calls.append(a[4])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(evaluate, "run_mode", second_mode_interrupted)
+    out = tmp_path / "o"
+    a = args(run=str(tmp_path / "run"), data=str(dataset), out=str(out))
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.finish(lambda: evaluate.evaluate(a), str(out), kind="eval")
+    partial = json.loads((out / "result.partial.json").read_text())
+    assert partial["partial"] is True and list(partial["modes"]) == ["dense"] == calls[:1]
+    assert partial["modes"]["dense"]["generated_tokens"] > 0 and not (out / "result.json").exists()
+    assert "dense: " in capsys.readouterr().err  # the finished mode's summary is in the log too
+
+    monkeypatch.setattr(evaluate, "run_mode", real)
+    evaluate.finish(lambda: evaluate.evaluate(a), str(out), kind="eval")
+    assert (out / "result.json").exists() and not (out / "result.partial.json").exists()
+
+
 def test_continuous_batching_gives_the_same_generations_as_static_batches(tmp_path, dataset):
     from spanattn.data import load_dataset
 
