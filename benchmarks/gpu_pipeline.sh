@@ -31,6 +31,16 @@
 # EVAL_TAG to the names of their result files (two variants can share one OUTDIR).
 # SETUP=0 skips doctor, build-kernel and regenerating datasets already there (a second
 # pipeline in the same device call).
+#
+# The checkpoint ferry: the device machine may be gone by the next call, taking the run
+# folder with it. So long-train also packs its checkpoint (bf16) and the test split into
+# OUTDIR (benchmarks/ferry.py, 5 files; FERRY=0 leaves it out; off by default when long-eval
+# runs in the same call). Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
+# --parts DIR --name long`) and build the kernel here (`spanattn build-kernel --arch sm_90a`).
+# Then a later call that carries [".ferry", "cuda/build/libspanattn.so",
+# "cuda/build/manifest.json"] runs long-eval on it. Those ~60 MB leave no room in the carry
+# for node, so eval runs through its Python entry point there (same code, no report.html;
+# PIPELINE_NODE= forces that path anywhere).
 # Every step's output goes to OUTDIR/pipeline.log; result JSON and HTML reports are copied to
 # OUTDIR. Run folders stay under runs/ (a warm device machine keeps them between calls, and
 # `main`/`long` read the sweep's step time from runs/train-bench-sweep.json when it is there).
@@ -58,7 +68,11 @@ bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
 evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + report to OUTDIR
   local name=$1${EVAL_TAG:+-$EVAL_TAG} limit=$2; shift 2
   rm -rf "runs/$name"
-  run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
+  if [[ -n "$NODE" ]]; then
+    run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
+  else  # no node carried (a ferried checkpoint fills the carry): the CLI's Python child, no report.html
+    run timeout "$limit" python3 -m spanattn.evaluate --out "runs/$name" "$@" ${EVAL_FLAGS:-} | tail -n 1 > "$OUT/$name.json"
+  fi
   # cut short (time box): keep the modes and sweep rows it finished
   [[ -s "$OUT/$name.json" ]] || cp "runs/$name/result.partial.json" "$OUT/$name.json" 2>/dev/null
   cp "runs/$name/report.html" "$OUT/$name.html" 2>/dev/null
@@ -67,15 +81,20 @@ evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + re
 
 gen() {  # gen NAME CONFIG: the dataset, unless SETUP=0 and it is already there
   [[ "${SETUP:-1}" == 0 && -f "datasets/$1/manifest.json" ]] && return
+  [[ -z "$NODE" ]] && return  # gen-data is the CLI's; a ferried split comes with its checkpoint
   step gen-data "$1"
   run spanattn gen-data arith --config "$2" --out "datasets/$1" --force
 }
 
-step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}"
-if [[ "${SETUP:-1}" != 0 ]]; then
+NODE=${PIPELINE_NODE-$(command -v node)}  # PIPELINE_NODE= forces the Python entry points
+step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}${NODE:- (no node: Python entry points)}"
+if [[ "${SETUP:-1}" != 0 && -n "$NODE" ]]; then
   run spanattn doctor
   step build-kernel
   run spanattn build-kernel --arch sm_90a
+elif [[ -z "$NODE" && ! -f cuda/build/libspanattn.so ]]; then
+  echo "no node and no cuda/build/libspanattn.so: build the kernel where node is (spanattn build-kernel --arch sm_90a) and carry cuda/build" | tee -a "$LOG"
+  exit 2
 fi
 
 if has tests || has tests-engine; then
@@ -147,20 +166,32 @@ if has long-train; then
   step train arith-long
   bench long --stage main --name long --config configs/train/arith-long.yaml --data datasets/arith-long \
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
+  # the checkpoint comes back in parts, should this machine go before the eval; not by default
+  # when long-eval runs in this call too (5 more files would pass the 8 that come back)
+  if [[ "${FERRY:-$(has long-eval && echo 0 || echo 1)}" != 0 ]]; then
+    step ferry arith-long checkpoint
+    run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data datasets/arith-long --split test \
+        --name long --out "$OUT"
+  fi
 fi
 
 if has long-eval; then
+  LONG_RUN=runs/train-bench/run-long LONG_DATA=datasets/arith-long LONG_CKPT=()
+  if [[ ! -d $LONG_RUN && -d .ferry/long ]]; then  # a fresh machine: the checkpoint ferried back here
+    LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint .ferry/long/checkpoint)
+    step "eval of the ferried checkpoint .ferry/long"
+  fi
   # the headlines first, one per LONG_EVAL_VARIANTS entry (eager: the state machine op by op;
   # compiled: --compile-state), each result written as soon as it is done; then the sweep
   for variant in ${LONG_EVAL_VARIANTS:-eager compiled}; do
     flags=; [[ $variant == compiled ]] && flags=--compile-state
     step "eval arith-long ($variant)"
-    EVAL_TAG=${variant/eager/} evaluate eval-arith-long ${LONG_EVAL_S:-240} --run runs/train-bench/run-long \
-        --data datasets/arith-long --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} $flags
+    EVAL_TAG=${variant/eager/} evaluate eval-arith-long ${LONG_EVAL_S:-240} --run $LONG_RUN "${LONG_CKPT[@]}" \
+        --data $LONG_DATA --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} $flags
   done
   if [[ "${LONG_SWEEP:-1}" != 0 ]]; then
     step eval arith-long sweep
-    evaluate eval-arith-long-sweep ${LONG_EVAL_S:-240} --run runs/train-bench/run-long --data datasets/arith-long \
+    evaluate eval-arith-long-sweep ${LONG_EVAL_S:-240} --run $LONG_RUN "${LONG_CKPT[@]}" --data $LONG_DATA \
         --batch 128 --limit 256 --throughput --sweep-batches 1,8,32 --hf-limit ${LONG_HF_LIMIT:-0}
   fi
 fi

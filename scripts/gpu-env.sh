@@ -2,7 +2,9 @@
 # copying the repo with dist/ (npm run build) and .carry/node.xz (an xz-compressed node
 # binary from a machine that has one):  . scripts/gpu-env.sh && spanattn doctor
 set -e
-if ! command -v node >/dev/null 2>&1; then
+if ! command -v node >/dev/null 2>&1 && [ ! -f .carry/node.xz ]; then
+  echo "gpu-env: no node here and no .carry/node.xz: only the Python entry points will run" >&2
+elif ! command -v node >/dev/null 2>&1; then
   if [ ! -x /tmp/spanattn-node/node ]; then
     mkdir -p /tmp/spanattn-node
     xz -dc .carry/node.xz > /tmp/spanattn-node/node

@@ -1,0 +1,155 @@
+"""Move a trained checkpoint, and the dataset split it is evaluated on, between machines
+through a file channel that takes only a few small files: bf16 weights, no optimizer state,
+one tar cut into parts of at most --part-mib MiB, with a sha256 to check them by.
+
+Why: a GPU device machine keeps what it trained only while it stays warm. The training call
+packs its checkpoint into the call's output folder, so a later call on a fresh machine can
+evaluate it (the device tool carries the unpacked folder back there).
+
+    # on the machine that trained (the pipeline's long-train stage does this)
+    python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data datasets/arith-long \
+        --split test --name long --out OUTDIR
+    # where the parts arrived: check them and unpack to .ferry/long/{checkpoint,data}
+    python3 benchmarks/ferry.py unpack --parts OUTDIR --name long --dest .ferry
+
+`unpack` refuses parts whose sha256 or size differ from the pack's record.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+SKIP = {"trainer_state.pt", "adapter"}  # resume state: not needed to evaluate
+
+
+def _bf16_safetensors(src: Path, dst: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in load_file(str(src)).items()}
+    save_file(tensors, str(dst), metadata={"format": "pt"})
+
+
+def copy_checkpoint(ckpt: Path, dst: Path) -> None:
+    """The checkpoint as an HF folder with bf16 weights (the engine decodes in bf16)."""
+    dst.mkdir(parents=True)
+    for f in sorted(ckpt.iterdir()):
+        if f.name in SKIP or not f.is_file():
+            continue
+        if f.suffix == ".safetensors":
+            _bf16_safetensors(f, dst / f.name)
+        elif f.name == "config.json":
+            cfg = json.loads(f.read_text())
+            for key in ("dtype", "torch_dtype"):
+                if key in cfg:
+                    cfg[key] = "bfloat16"
+            (dst / f.name).write_text(json.dumps(cfg, indent=2) + "\n")
+        else:
+            shutil.copy2(f, dst / f.name)
+
+
+def copy_split(data: Path, split: str, dst: Path) -> None:
+    """A dataset folder holding one split (gzipped; the loader reads it and checks its hash)."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    if split not in manifest["splits"]:
+        raise SystemExit(f"{data} has no split {split!r}")
+    info = manifest["splits"][split]
+    dst.mkdir(parents=True)
+    src = data / info["file"]
+    with (open(src, "rb") if src.exists() else gzip.open(str(src) + ".gz", "rb")) as fin, \
+            gzip.open(dst / (info["file"] + ".gz"), "wb", compresslevel=9) as fout:
+        shutil.copyfileobj(fin, fout)
+    (dst / "manifest.json").write_text(json.dumps({**manifest, "splits": {split: info}}, indent=2) + "\n")
+
+
+def pack(args) -> dict:
+    from spanattn.checkpoint import latest_checkpoint
+
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+    else:
+        found = latest_checkpoint(Path(args.run))
+        if found is None:
+            raise SystemExit(f"{args.run} has no checkpoint")
+        ckpt = found[1]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / args.name
+        copy_checkpoint(ckpt, root / "checkpoint")
+        if args.data:
+            copy_split(Path(args.data), args.split, root / "data")
+        tar_path = Path(tmp) / f"{args.name}.tar"
+        with tarfile.open(tar_path, "w") as tar:  # weights do not compress; the data is gzipped
+            tar.add(root, arcname=args.name)
+        digest, size, parts = hashlib.sha256(), tar_path.stat().st_size, []
+        part_bytes = int(args.part_mib * 2**20)
+        with open(tar_path, "rb") as f:
+            while chunk := f.read(part_bytes):
+                name = f"ferry-{args.name}.tar.part{len(parts):02d}"
+                (out / name).write_bytes(chunk)
+                digest.update(chunk)
+                parts.append(name)
+    record = {"name": args.name, "checkpoint": str(ckpt), "data": args.data, "split": args.split if args.data else None,
+              "bytes": size, "sha256": digest.hexdigest(), "parts": parts}
+    (out / f"ferry-{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def unpack(args) -> dict:
+    parts_dir = Path(args.parts)
+    record = json.loads((parts_dir / f"ferry-{args.name}.json").read_text())
+    digest, size = hashlib.sha256(), 0
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        tar_path = Path(tmp) / f"{args.name}.tar"
+        with open(tar_path, "wb") as f:
+            for name in record["parts"]:
+                chunk = (parts_dir / name).read_bytes()
+                digest.update(chunk)
+                size += len(chunk)
+                f.write(chunk)
+        if size != record["bytes"] or digest.hexdigest() != record["sha256"]:
+            raise SystemExit(f"the parts of {args.name} do not match their record (size {size} vs {record['bytes']}, "
+                             "or sha256): a part is missing or damaged")
+        target = dest / args.name
+        if target.exists():
+            shutil.rmtree(target)
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(dest, filter="data")
+    return {**record, "unpacked": str(dest / args.name)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack")
+    a.add_argument("--run", help="run folder (its newest checkpoint)")
+    a.add_argument("--checkpoint", help="a checkpoint folder instead")
+    a.add_argument("--data", help="dataset folder to take one split of")
+    a.add_argument("--split", default="test")
+    a.add_argument("--name", required=True)
+    a.add_argument("--out", required=True)
+    a.add_argument("--part-mib", type=float, default=15)
+    b = sub.add_parser("unpack")
+    b.add_argument("--parts", required=True, help="folder holding ferry-NAME.json and its parts")
+    b.add_argument("--name", required=True)
+    b.add_argument("--dest", default=".ferry")
+    args = p.parse_args(argv)
+    if args.cmd == "pack" and not (args.run or args.checkpoint):
+        p.error("pack needs --run or --checkpoint")
+    print(json.dumps(pack(args) if args.cmd == "pack" else unpack(args)))
+
+
+if __name__ == "__main__":
+    main()
