@@ -118,10 +118,10 @@ def replay(args) -> dict:
         torch.cuda.get_device_properties(device).total_memory * 0.85 - weights if device.type == "cuda" else float("inf"))
     rows = []
     result = {"kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-            "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
-            "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
+              "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
+              "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
     total = len(args.contexts) * len(args.batches)
     done = 0
     for L in args.contexts:
