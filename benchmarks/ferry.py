@@ -1,14 +1,15 @@
-"""Move a trained checkpoint, and the dataset split it is evaluated on, between machines
-through a file channel that takes only a few small files: bf16 weights, no optimizer state,
-one tar cut into parts of at most --part-mib MiB, with a sha256 to check them by.
+"""Move a trained checkpoint and its dataset splits between machines through a file channel
+that takes only a few small files: bf16 weights, no optimizer state, gzipped splits, one tar
+cut into parts of at most --part-mib MiB, with a sha256 to check them by.
 
 Why: a GPU device machine keeps what it trained only while it stays warm. The training call
 packs its checkpoint into the call's output folder, so a later call on a fresh machine can
-evaluate it (the device tool carries the unpacked folder back there).
+evaluate it, or train on from it (`model.path`: a checkpoint is a base model), with the
+device tool carrying the unpacked folder back there.
 
     # on the machine that trained (the pipeline's long-train stage does this)
     python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data datasets/arith-long \
-        --split test --name long --out OUTDIR
+        --splits train,val,test --name long --out OUTDIR
     # where the parts arrived: check them and unpack to .ferry/long/{checkpoint,data}
     python3 benchmarks/ferry.py unpack --parts OUTDIR --name long --dest .ferry
 
@@ -57,18 +58,22 @@ def copy_checkpoint(ckpt: Path, dst: Path) -> None:
             shutil.copy2(f, dst / f.name)
 
 
-def copy_split(data: Path, split: str, dst: Path) -> None:
-    """A dataset folder holding one split (gzipped; the loader reads it and checks its hash)."""
+def copy_splits(data: Path, splits: list[str], dst: Path) -> None:
+    """A dataset folder holding these splits (gzipped; the loader reads them and checks their
+    hashes). Arithmetic text compresses ~20x: arith-long's 20K train records are ~4 MB."""
     manifest = json.loads((data / "manifest.json").read_text())
-    if split not in manifest["splits"]:
-        raise SystemExit(f"{data} has no split {split!r}")
-    info = manifest["splits"][split]
+    missing = [s for s in splits if s not in manifest["splits"]]
+    if missing:
+        raise SystemExit(f"{data} has no split {missing[0]!r} (it has {', '.join(manifest['splits'])})")
     dst.mkdir(parents=True)
-    src = data / info["file"]
-    with (open(src, "rb") if src.exists() else gzip.open(str(src) + ".gz", "rb")) as fin, \
-            gzip.open(dst / (info["file"] + ".gz"), "wb", compresslevel=9) as fout:
-        shutil.copyfileobj(fin, fout)
-    (dst / "manifest.json").write_text(json.dumps({**manifest, "splits": {split: info}}, indent=2) + "\n")
+    for split in splits:
+        info = manifest["splits"][split]
+        src = data / info["file"]
+        with (open(src, "rb") if src.exists() else gzip.open(str(src) + ".gz", "rb")) as fin, \
+                gzip.open(dst / (info["file"] + ".gz"), "wb", compresslevel=6) as fout:
+            shutil.copyfileobj(fin, fout)
+    (dst / "manifest.json").write_text(json.dumps({**manifest, "splits": {s: manifest["splits"][s] for s in splits}},
+                                                  indent=2) + "\n")
 
 
 def pack(args) -> dict:
@@ -87,7 +92,7 @@ def pack(args) -> dict:
         root = Path(tmp) / args.name
         copy_checkpoint(ckpt, root / "checkpoint")
         if args.data:
-            copy_split(Path(args.data), args.split, root / "data")
+            copy_splits(Path(args.data), args.splits.split(","), root / "data")
         tar_path = Path(tmp) / f"{args.name}.tar"
         with tarfile.open(tar_path, "w") as tar:  # weights do not compress; the data is gzipped
             tar.add(root, arcname=args.name)
@@ -99,7 +104,7 @@ def pack(args) -> dict:
                 (out / name).write_bytes(chunk)
                 digest.update(chunk)
                 parts.append(name)
-    record = {"name": args.name, "checkpoint": str(ckpt), "data": args.data, "split": args.split if args.data else None,
+    record = {"name": args.name, "checkpoint": str(ckpt), "data": args.data, "splits": args.splits.split(",") if args.data else None,
               "bytes": size, "sha256": digest.hexdigest(), "parts": parts}
     (out / f"ferry-{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -136,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("pack")
     a.add_argument("--run", help="run folder (its newest checkpoint)")
     a.add_argument("--checkpoint", help="a checkpoint folder instead")
-    a.add_argument("--data", help="dataset folder to take one split of")
-    a.add_argument("--split", default="test")
+    a.add_argument("--data", help="dataset folder to take splits of")
+    a.add_argument("--splits", default="test", help="comma-separated (train,val,test: enough to train on further)")
     a.add_argument("--name", required=True)
     a.add_argument("--out", required=True)
     a.add_argument("--part-mib", type=float, default=15)

@@ -33,9 +33,11 @@
 # pipeline in the same device call).
 #
 # The checkpoint ferry: the device machine may be gone by the next call, taking the run
-# folder with it. So long-train also packs its checkpoint (bf16) and the test split into
-# OUTDIR (benchmarks/ferry.py, 5 files; FERRY=0 leaves it out; off by default when long-eval
-# runs in the same call). Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
+# folder with it. So long-train also packs its checkpoint (bf16) and the dataset's splits
+# (gzipped) into OUTDIR (benchmarks/ferry.py, 5 files; FERRY=0 leaves it out; off by default
+# when long-eval runs in the same call). LONG_WARM=1 trains on from a ferried checkpoint
+# (a new run with a fresh optimizer: lower its lr, e.g. LONG_ARGS="--max-steps N --set
+# train.lr=1e-3"). Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
 # --parts DIR --name long`) and build the kernel here (`spanattn build-kernel --arch sm_90a`).
 # Then a later call that carries [".ferry", "cuda/build/libspanattn.so",
 # "cuda/build/manifest.json"] runs long-eval on it. Those ~60 MB leave no room in the carry
@@ -93,7 +95,7 @@ if [[ "${SETUP:-1}" != 0 && -n "$NODE" ]]; then
   run spanattn doctor
   step build-kernel
   run spanattn build-kernel --arch sm_90a
-elif [[ -z "$NODE" && ! -f cuda/build/libspanattn.so ]]; then
+elif [[ -z "$NODE" && ! -f cuda/build/libspanattn.so ]] && [[ "$STAGES" != ",long-train," ]]; then
   echo "no node and no cuda/build/libspanattn.so: build the kernel where node is (spanattn build-kernel --arch sm_90a) and carry cuda/build" | tee -a "$LOG"
   exit 2
 fi
@@ -164,14 +166,22 @@ if has dense; then
 fi
 
 if has long-train; then
-  step train arith-long
-  bench long --stage main --name long --config configs/train/arith-long.yaml --data datasets/arith-long \
+  LT_DATA=datasets/arith-long LT_SETS=()
+  if [[ "${LONG_WARM:-0}" == 1 ]]; then  # train on from a ferried checkpoint (fresh optimizer)
+    if [[ ! -d .ferry/long/checkpoint ]]; then
+      echo "LONG_WARM=1 needs .ferry/long (benchmarks/ferry.py unpack) in the carry" | tee -a "$LOG"; exit 2
+    fi
+    LT_DATA=.ferry/long/data
+    LT_SETS=(--set model.path=.ferry/long/checkpoint --set model.config=null --set model.tokenizer=auto)
+  fi
+  step "train arith-long${LT_SETS:+ from .ferry/long/checkpoint}"
+  bench long --stage main --name long --config configs/train/arith-long.yaml --data $LT_DATA "${LT_SETS[@]}" \
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
   # the checkpoint comes back in parts, should this machine go before the eval; not by default
   # when long-eval runs in this call too (5 more files would pass the 8 that come back)
   if [[ "${FERRY:-$(has long-eval && echo 0 || echo 1)}" != 0 ]]; then
     step ferry arith-long checkpoint
-    run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data datasets/arith-long --split test \
+    run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data $LT_DATA --splits train,val,test \
         --name long --out "$OUT"
   fi
 fi

@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--variant", default=None, help="main/dense: the variant to train with (default: the sweep's fastest, "
                                                     "else flex-packed-compile)")
     ap.add_argument("--train-minutes", type=float, default=6.0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="main/dense: a training config override, after the variant's (e.g. model.path=DIR to start "
+                         "from a checkpoint)")
     ap.add_argument("--max-steps", type=int, default=None, help="skip the sizing and train exactly this many steps")
     ap.add_argument("--test-samples", type=int, default=-1, help="test records for exact match (-1: all, 0: none; "
                                                                    "spanattn eval measures it faster)")
@@ -151,7 +154,7 @@ def main() -> None:
         sweep = json.loads(sweep_file.read_text()) if sweep_file.exists() else None
         variant = args.variant or (sweep or {}).get("fastest") or "flex-packed-compile"
         sets = [*VARIANTS[variant], f"train.mask={'dense' if args.stage == 'dense' else 'mixed'}",
-                f"val.test_exact_match_samples={args.test_samples}"]
+                f"val.test_exact_match_samples={args.test_samples}", *args.set]
         steps = args.max_steps
         if steps is None:
             # the sweep ran the default config: its step time only sizes a run of that config

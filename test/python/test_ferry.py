@@ -46,7 +46,7 @@ def trained(tmp_path):
 def test_pack_unpack_round_trip_evaluates(ferry, trained, tmp_path):
     run, ds, model = trained
     out = tmp_path / "out"
-    ferry.main(["pack", "--run", str(run), "--data", str(ds), "--split", "test", "--name", "m", "--out", str(out),
+    ferry.main(["pack", "--run", str(run), "--data", str(ds), "--splits", "train,test", "--name", "m", "--out", str(out),
                 "--part-mib", "0.02"])
     rec = json.loads((out / "ferry-m.json").read_text())
     assert rec["checkpoint"].endswith("step-000008")  # the newest
@@ -60,8 +60,9 @@ def test_pack_unpack_round_trip_evaluates(ferry, trained, tmp_path):
             assert loaded.state_dict()[name].dtype == torch.bfloat16
             assert torch.equal(loaded.state_dict()[name], value.to(torch.bfloat16)), name
     ferried = data.load_dataset(got / "data")
-    assert ferried.splits == ["test"]
-    assert ferried.records("test") == data.load_dataset(ds).records("test")
+    assert ferried.splits == ["train", "test"]
+    for split in ferried.splits:
+        assert ferried.records(split) == data.load_dataset(ds).records(split)
     import argparse
 
     args = dict(run=str(got), checkpoint=str(got / "checkpoint"), data=str(got / "data"), split="test", limit=None,

@@ -338,3 +338,19 @@ def test_keep_best_refuses_a_metric_the_validation_does_not_compute(dataset, tmp
     r = _main_result(cfg, tmp_path, capsys)
     assert r["error"]["kind"] == "config" and "exact_match_sparse is not computed" in r["error"]["message"]
     assert not checkpoint.best_dir(tmp_path / "run").exists()
+
+
+def test_a_spanattn_checkpoint_is_a_base_model_for_a_new_run(dataset, tmp_path):
+    """model.path can name one of our own checkpoints (e.g. one ferried back from a GPU
+    machine, bf16): a new run starts from its weights and tokenizer, not from scratch."""
+    first = train.run(load_config(tiny_config(dataset)), tmp_path / "first")
+    assert first["status"] == "ok"
+    warm = tiny_config(dataset, model={"path": first["checkpoint"], "config": None, "tokenizer": "auto"},
+                       train={"max_steps": 5, "warmup_steps": 1})
+    second = train.run(load_config(warm), tmp_path / "second")
+    assert second["status"] == "ok"
+    start, end = losses(tmp_path / "first"), losses(tmp_path / "second")
+    assert end[1] < 0.5 * start[1], (start[1], end[1])  # starts near where the first run ended
+    assert end[1] < start[40] * 1.5
+    ckpt = Path(second["checkpoint"])
+    assert json.loads((ckpt / "spanattn.json").read_text())["base_model"] == first["checkpoint"]
