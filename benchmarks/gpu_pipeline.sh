@@ -38,7 +38,8 @@
 # when long-eval runs in the same call). LONG_WARM=1 trains on from a ferried checkpoint
 # (a new run with a fresh optimizer: lower its lr, e.g. LONG_ARGS="--max-steps N --set
 # train.lr=1e-3"). Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
-# --parts DIR --name long`) and build the kernel here (`spanattn build-kernel --arch sm_90a`).
+# --parts DIR --name long`) and build the kernel here for sm_90a alone (`spanattn build-kernel
+# --arch sm_90a --force`: 4.3 MB; with sm_80 too the carry below passes 64 MiB).
 # Then a later call that carries [".ferry", "cuda/build/libspanattn.so",
 # "cuda/build/manifest.json"] runs long-eval on it. Those ~60 MB leave no room in the carry
 # for node, so eval runs through its Python entry point there (same code, no report.html;
