@@ -75,7 +75,6 @@ class SpanState:
         self._arange_r = torch.arange(g.max_refs_per_directive, device=dev)
         # `step` is ~170 tiny elementwise ops (counted in a CPU profile): one kernel launch each
         # on a GPU. torch.compile fuses them into a few kernels; same results.
-        self.compiled = compile
         self._step_fn = compile_fixed_shapes(self._step) if compile else self._step
 
     def reset(self, rows: torch.Tensor | None = None) -> None:
@@ -204,8 +203,7 @@ class SpanState:
         sparse = sparse & a
 
         intervals, n = self._intervals(pos, sparse if dense is None else sparse & ~dense, a)
-        kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)
-        self.attended.add_(torch.where(a, kept, torch.zeros_like(kept)))
+        self.attended.add_((intervals[..., 1] - intervals[..., 0]).long().sum(dim=1))  # idle rows hold none
         self.possible.add_(torch.where(a, pos + 1, torch.zeros_like(pos)))
         return intervals, n, sparse
 
@@ -245,13 +243,12 @@ class SpanState:
         in_range = torch.arange(starts.shape[1], device=pos.device)[None, :] < n_sparse[:, None]
         starts = torch.where(in_range, starts, zeros[:, None])
         ends = torch.where(in_range, ends, zeros[:, None])
-        # global rows: one interval [0, pos + 1)
+        # global rows: one interval [0, pos + 1); idle rows (never sparse): none
         first = torch.arange(starts.shape[1], device=pos.device)[None, :] == 0
         g_starts = zeros[:, None].expand_as(starts)
-        g_ends = torch.where(first, (pos + 1)[:, None], zeros[:, None])
-        sp, idle = sparse[:, None], ~active[:, None]
-        self.intervals[..., 0].copy_(torch.where(idle, 0, torch.where(sp, starts, g_starts)).to(torch.int32))
-        self.intervals[..., 1].copy_(torch.where(idle, 0, torch.where(sp, ends, g_ends)).to(torch.int32))
-        n = torch.where(sparse, n_sparse, torch.ones_like(n_sparse))
-        self.n_intervals.copy_(torch.where(active, n, torch.zeros_like(n)).to(torch.int32))
+        g_ends = torch.where(first & active[:, None], (pos + 1)[:, None], zeros[:, None])
+        sp = sparse[:, None]
+        self.intervals[..., 0].copy_(torch.where(sp, starts, g_starts).to(torch.int32))
+        self.intervals[..., 1].copy_(torch.where(sp, ends, g_ends).to(torch.int32))
+        self.n_intervals.copy_(torch.where(sparse, n_sparse, active.long()).to(torch.int32))
         return self.intervals, self.n_intervals
