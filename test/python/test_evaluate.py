@@ -4,31 +4,16 @@ import json
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from spanattn import evaluate, replay, spans
 from spanattn.tokenizer import build_char_tokenizer, record_texts
-from train_fixtures import arith_splits, write_dataset
+from train_fixtures import arith_splits, save_run, write_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "arith"
     return write_dataset(out, arith_splits(n_train=20, n_val=8, n_test=12))
-
-
-def save_run(run, records, grammar=None, step=1):
-    tok = build_char_tokenizer(record_texts(records))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
-    ckpt = run / "checkpoints" / f"step-{step:06d}"
-    LlamaForCausalLM(cfg).save_pretrained(ckpt)
-    tok.save(ckpt)
-    (ckpt / "spanattn.json").write_text(json.dumps({"grammar": grammar or spans.default_grammar().to_dict(), "step": step}))
-    torch.save({}, ckpt / "trainer_state.pt")
-    return ckpt
 
 
 def args(**kw):

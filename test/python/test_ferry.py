@@ -1,45 +1,27 @@
-"""benchmarks/ferry.py: a checkpoint and one dataset split, packed into small parts with bf16
+"""benchmarks/ferry.py: a checkpoint and dataset splits, packed into small parts with bf16
 weights, unpack into a folder that transformers, the dataset loader and eval read; damaged
 parts are refused."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 
 import train_fixtures as fx
-from spanattn import data, evaluate, spans
-from spanattn.tokenizer import build_char_tokenizer, record_texts
-
-ROOT = Path(__file__).resolve().parents[2]
+from spanattn import data, evaluate
 
 
 @pytest.fixture(scope="module")
 def ferry():
-    spec = importlib.util.spec_from_file_location("ferry", ROOT / "benchmarks" / "ferry.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return fx.benchmark_script("ferry")
 
 
 @pytest.fixture()
 def trained(tmp_path):
     ds = fx.write_dataset(tmp_path / "data", fx.arith_splits(n_train=20, n_val=4, n_test=6))
     records = data.load_dataset(ds).records("train")
-    tok = build_char_tokenizer(record_texts(records))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
-    model = LlamaForCausalLM(cfg)
-    for step in (4, 8):
-        ckpt = tmp_path / "run" / "checkpoints" / f"step-{step:06d}"
-        model.save_pretrained(ckpt)
-        tok.save(ckpt)
-        (ckpt / "spanattn.json").write_text(json.dumps({"grammar": spans.default_grammar().to_dict(), "step": step}))
-        torch.save({"optimizer": torch.zeros(1000)}, ckpt / "trainer_state.pt")
+    _, model = fx.save_run(tmp_path / "run", records, step=4)
+    fx.save_run(tmp_path / "run", records, step=8, model=model)
     return tmp_path / "run", ds, model
 
 

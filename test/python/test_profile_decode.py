@@ -1,25 +1,17 @@
 """benchmarks/profile_decode.py on the CPU: it profiles both modes and groups the work; with
 --compile-state the state machine's ~170 ops per step collapse into a few."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import train_fixtures as fx
 
 
 @pytest.fixture(scope="module")
 def profiler():
-    spec = importlib.util.spec_from_file_location("profile_decode", ROOT / "benchmarks" / "profile_decode.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return fx.benchmark_script("profile_decode")
 
 
 @pytest.fixture(scope="module")
 def long_data(tmp_path_factory):
-    import train_fixtures as fx
-
     out = tmp_path_factory.mktemp("long") / "data"
     fx.write_dataset(out, fx.arith_splits(n_train=4, n_val=2, n_test=8, ops=(8, 10)))
     return out

@@ -7,6 +7,7 @@ writes (sha256, counts, statistics, the grammar block).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import random
 import re
@@ -15,6 +16,15 @@ from pathlib import Path
 from spanattn import spans
 
 HEADER = "Evaluate step by step."
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def benchmark_script(name: str):
+    """benchmarks/<name>.py loaded as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def arith_record(rng: random.Random, i: int, ops: tuple[int, int] = (1, 3), split: str = "train") -> dict:
@@ -111,3 +121,26 @@ def news_record(raw: dict, max_sentences: int = 6) -> dict:
 def cnndm_records(max_sentences: int = 6) -> list[dict]:
     """The 5 articles of test/fixtures/news/cnndm-5.jsonl as news records."""
     return [news_record(json.loads(line), max_sentences) for line in CNNDM_FIXTURE.read_text().splitlines() if line.strip()]
+
+
+def save_run(run: Path, records: list[dict], grammar: dict | None = None, step: int = 1, model=None):
+    """A run folder with one checkpoint of a tiny random Llama (or `model`) and the char
+    tokenizer of `records`, as `spanattn train` writes it. Returns (checkpoint, model)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from spanattn.tokenizer import build_char_tokenizer, record_texts
+
+    tok = build_char_tokenizer(record_texts(records))
+    if model is None:
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                          bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
+        model = LlamaForCausalLM(cfg)
+    ckpt = Path(run) / "checkpoints" / f"step-{step:06d}"
+    model.save_pretrained(ckpt)
+    tok.save(ckpt)
+    (ckpt / "spanattn.json").write_text(json.dumps({"grammar": grammar or spans.default_grammar().to_dict(), "step": step}))
+    torch.save({}, ckpt / "trainer_state.pt")
+    return ckpt, model
