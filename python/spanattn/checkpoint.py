@@ -11,6 +11,7 @@ way; it is not a step folder, so neither pruning nor ``--resume`` touches it.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,13 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """path holds either its old content or all of obj as JSON, never a part."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def best_dir(run_dir: Path) -> Path:

@@ -46,11 +46,10 @@ def save_partial(out_dir: str | None, result: dict) -> None:
     written): an eval that is killed or runs out of time keeps its completed modes."""
     if not out_dir:
         return
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (PARTIAL + ".tmp")
-    tmp.write_text(json.dumps({**result, "partial": True}, indent=2) + "\n")
-    tmp.replace(out / PARTIAL)
+    from .checkpoint import write_json_atomic
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(out_dir) / PARTIAL, {**result, "partial": True})
 
 
 def finish(compute, out_dir: str, kind: str) -> None:
@@ -61,11 +60,11 @@ def finish(compute, out_dir: str, kind: str) -> None:
     except EvalError as e:
         print(json.dumps({"status": "error", "error": {"kind": kind, "message": str(e), "hint": e.hint}}))
         sys.exit(2)
+    from .checkpoint import write_json_atomic
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out / "result.json")
+    write_json_atomic(out / "result.json", result)
     (out / PARTIAL).unlink(missing_ok=True)
     result["out"] = str(out)
     print(json.dumps(result))

@@ -105,12 +105,6 @@ class Output:
                 f.write(json.dumps(fields) + "\n")
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop metrics written after ``step`` (a killed run's tail that resume recomputes)."""
     if not path.exists():
@@ -324,7 +318,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     elif dist.main and (run_dir / "metrics.jsonl").exists():
         (run_dir / "metrics.jsonl").unlink()
     if dist.main:
-        write_json_atomic(run_dir / "config.resolved.json", cfg.to_dict())
+        checkpoint.write_json_atomic(run_dir / "config.resolved.json", cfg.to_dict())
 
     raw_model = model
     fwd_model = torch.compile(model, dynamic=False) if cfg.model.compile else model
@@ -501,7 +495,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     result["mfu"] = run_mfu(model_config, n_params, train_enc, tps_all, peak, dist.world) \
         if model_config is not None and tps_all and peak else None
     if dist.main:
-        write_json_atomic(run_dir / "result.json", result)
+        checkpoint.write_json_atomic(run_dir / "result.json", result)
     return result
 
 
