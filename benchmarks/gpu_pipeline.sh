@@ -37,7 +37,8 @@
 # (gzipped) into OUTDIR (benchmarks/ferry.py, 5 files; FERRY=0 leaves it out; off by default
 # when long-eval runs in the same call). LONG_WARM=1 trains on from a ferried checkpoint
 # (a new run with a fresh optimizer: lower its lr, e.g. LONG_ARGS="--max-steps N --set
-# train.lr=1e-3"). Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
+# train.lr=1e-3"); on a machine still warm from the last long-train it ferries that run's
+# newest checkpoint to itself first. Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
 # --parts DIR --name long`) and build the kernel here for sm_90a alone (`spanattn build-kernel
 # --arch sm_90a --force`: 4.3 MB; with sm_80 too the carry below passes 64 MiB).
 # Then a later call that carries [".ferry", "cuda/build/libspanattn.so",
@@ -169,6 +170,14 @@ fi
 if has long-train; then
   LT_DATA=datasets/arith-long LT_SETS=()
   if [[ "${LONG_WARM:-0}" == 1 ]]; then  # train on from a ferried checkpoint (fresh optimizer)
+    if [[ ! -d .ferry/long/checkpoint && -d runs/train-bench/run-long/checkpoints ]]; then
+      # a warm machine still holds the last run: ferry it to itself, as the new run replaces it
+      step "ferry runs/train-bench/run-long to .ferry/long (this machine)"
+      rm -rf /tmp/ferry-long
+      run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data datasets/arith-long \
+          --splits train,val,test --name long --out /tmp/ferry-long &&
+        run python3 benchmarks/ferry.py unpack --parts /tmp/ferry-long --name long
+    fi
     if [[ ! -d .ferry/long/checkpoint ]]; then
       echo "LONG_WARM=1 needs .ferry/long (benchmarks/ferry.py unpack) in the carry" | tee -a "$LOG"; exit 2
     fi
