@@ -36,14 +36,14 @@ class ModelError(Exception):
 def load_model_spec(spec: str | dict) -> dict:
     """A model shape from a YAML file or an inline mapping, checked key by key."""
     if isinstance(spec, (str, Path)):
-        import yaml
+        from . import yamlio
 
         path = Path(spec)
         if not path.exists() and not path.is_absolute():
             path = Path(__file__).resolve().parents[2] / path  # shipped configs, from any cwd
         if not path.exists():
             raise ModelError(f"model config not found: {path}", "model.config names a file in configs/model/")
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = yamlio.load(path.read_text()) or {}
         where = str(path)
     else:
         where = "model.config"

@@ -566,14 +566,14 @@ def test_exact_match(model, cfg: TrainConfig, tok, dataset, impl, autocast_dtype
 def read_config_file(path: str) -> dict:
     text = Path(path).read_text()
     if path.endswith((".yaml", ".yml")):
-        import yaml
+        from . import yamlio
 
-        return yaml.safe_load(text) or {}
+        return yamlio.load(text) or {}
     return json.loads(text)
 
 
 def apply_overrides(cfg: dict, pairs: list[str]) -> dict:
-    import yaml
+    from . import yamlio
 
     for pair in pairs:
         key, _, value = pair.partition("=")
@@ -581,7 +581,7 @@ def apply_overrides(cfg: dict, pairs: list[str]) -> dict:
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = yamlio.load(value)
     return cfg
 
 

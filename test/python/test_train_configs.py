@@ -49,3 +49,18 @@ def test_replay_shape_llama_long_is_the_arith_long_model():
     for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                 "num_key_value_heads", "head_dim"):
         assert shape[key] == spec[key], key
+
+
+def test_overrides_and_config_files_read_numbers_as_the_cli_does(tmp_path):
+    # YAML 1.1 (PyYAML) reads `1e-3` as a string; the CLI (YAML 1.2) as a number. The Python
+    # entry point must agree: `--set train.lr=1e-3` once stopped a GPU run with "expected a number".
+    from spanattn.train import apply_overrides, read_config_file
+
+    cfg = apply_overrides({"train": {"lr": 0.1}}, ["train.lr=1e-3", "train.max_steps=12", "model.tokenizer=char",
+                                                   "val.every=2E1"])
+    assert cfg == {"train": {"lr": 0.001, "max_steps": 12}, "model": {"tokenizer": "char"}, "val": {"every": 20.0}}
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 3e-4\n  warmup_steps: 5\nmodel:\n  attention: auto\n")
+    assert read_config_file(str(f)) == {"train": {"lr": 0.0003, "warmup_steps": 5}, "model": {"attention": "auto"}}
+    assert load_config({"data": "datasets/x", **apply_overrides(yaml.safe_load(
+        (ROOT / "configs/train/arith-tiny.yaml").read_text()), ["train.lr=1e-3"])}).train.lr == 0.001
