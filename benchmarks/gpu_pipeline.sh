@@ -92,7 +92,7 @@ gen() {  # gen NAME CONFIG: the dataset, unless SETUP=0 and it is already there
 }
 
 NODE=${PIPELINE_NODE-$(command -v node)}  # PIPELINE_NODE= forces the Python entry points
-step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}${NODE:- (no node: Python entry points)}"
+step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}$([[ -z "$NODE" ]] && echo " (no node: Python entry points)")"
 if [[ "${SETUP:-1}" != 0 && -n "$NODE" ]]; then
   run spanattn doctor
   step build-kernel
