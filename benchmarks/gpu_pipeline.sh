@@ -25,6 +25,9 @@
 #           a machine is not reliably still warm for a second call, and the checkpoint stays
 #           on it (long-train / long-eval are the two halves)
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
+#   tests-kernel  the kernel's GPU tests (fuzz, graphs, compile) under both work schedules
+#   kbench  kernel_bench.py, rows vs balanced schedule, with one sequence reading everything
+#           (SPANATTN_KERNEL_SCHEDULE=balanced in the environment switches every other stage)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
 # EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state), and
@@ -107,6 +110,21 @@ if has tests || has tests-engine; then
   GPU_TESTS=test/python/test_engine_gpu.py
   has tests && GPU_TESTS="$GPU_TESTS test/python/test_train_gpu.py"
   SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -q -p no:cacheprovider $GPU_TESTS
+fi
+
+if has tests-kernel; then  # the kernel's GPU fuzz, graph and compile tests, under both schedules
+  step gpu kernel tests
+  SPANATTN_FUZZ_CASES=${FUZZ_CASES:-60} run timeout ${KTESTS_S:-300} python3 -m pytest -q -p no:cacheprovider \
+      test/python/test_kernel_gpu.py
+fi
+
+if has kbench; then  # rows vs balanced schedule where one row per batch reads everything
+  for schedule in ${KBENCH_SCHEDULES:-rows balanced}; do
+    step "kernel bench, $schedule schedule, ${KBENCH_GLOBAL:-1} global row(s)"
+    run timeout ${KBENCH_S:-120} python3 benchmarks/kernel_bench.py --methods span --schedule $schedule \
+        --global-rows ${KBENCH_GLOBAL:-1} --batches ${KBENCH_BATCHES:-32,128} --lengths ${KBENCH_LENGTHS:-8192} \
+        --fractions ${KBENCH_FRACTIONS:-1.0,0.1,0.03} --out "$OUT/kbench-$schedule" > /dev/null
+  done
 fi
 
 if has replay || has replay-long || has profile || has long-train || has long-eval; then

@@ -50,10 +50,20 @@ def log(*a):
 
 
 # ----------------------------------------------------------------------------- inputs
+GLOBAL_ROWS = 0  # --global-rows: sequences that read everything in every sparse case
+
+
 def kept_rows(rng: random.Random, B: int, N: int, frac: float) -> list[list[tuple[int, int]]]:
-    """Per sequence: sorted disjoint runs of 16-512 tokens totalling round(frac * N)."""
+    """Per sequence: sorted disjoint runs of 16-512 tokens totalling round(frac * N); the first
+    GLOBAL_ROWS sequences keep everything (a row writing a directive reads its whole context)."""
     if frac >= 1.0:
         return [[(0, N)] for _ in range(B)]
+    if GLOBAL_ROWS:
+        return [[(0, N)] for _ in range(min(B, GLOBAL_ROWS))] + kept_rows_spread(rng, B - min(B, GLOBAL_ROWS), N, frac)
+    return kept_rows_spread(rng, B, N, frac)
+
+
+def kept_rows_spread(rng: random.Random, B: int, N: int, frac: float) -> list[list[tuple[int, int]]]:
     kept = max(1, round(frac * N))
     rows = []
     for _ in range(B):
@@ -397,9 +407,17 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true", help="time kernel variants instead of the sweep")
     ap.add_argument("--variant", type=int, default=0, help="kernel variant 1, 3 or 5 (0 = the library's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--schedule", choices=list(kernel.SCHEDULES), default=None,
+                    help="the kernel's work schedule (default: the library's, SPANATTN_KERNEL_SCHEDULE)")
+    ap.add_argument("--global-rows", type=int, default=0,
+                    help="in every sparse case, this many sequences read their whole context")
     args = ap.parse_args()
+    global GLOBAL_ROWS
+    GLOBAL_ROWS = args.global_rows
     if args.variant:
         kernel.set_tuning(args.variant, 0)
+    if args.schedule:
+        kernel.set_schedule(args.schedule)
     start = time.time()
     deadline = start + args.budget_s
     batches = [int(x) for x in args.batches.split(",")]
@@ -415,7 +433,8 @@ def main() -> int:
                date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                device=props.name, torch=torch.__version__, copy_gbps=copy_bw / 1e9, copy=copy,
                shape=dict(Hq=HQ, Hkv=HKV, D=D, dtype=str(DTYPE).removeprefix("torch.")),
-               kernel_variant=args.variant or "default")
+               kernel_variant=args.variant or "default", kernel_schedule=kernel.get_schedule(),
+               global_rows=args.global_rows)
     if args.tune:
         doc["tune"] = tune(batches, lengths, l2_bytes, copy_bw)
     else:

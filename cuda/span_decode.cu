@@ -17,7 +17,13 @@
 //    with mma.sync; see the comment above it.
 // Partial results are merged in shared memory at the end of a block, and splits by
 // span_decode_combine_kernel (skipped when S == 1).
+// That is the rows schedule (the default). The balanced schedule (spanattn_set_schedule(1),
+// cuda/span_schedule.h) runs span_plan_kernel first, which gives each sequence splits in
+// proportion to the tokens it keeps and writes a block map; the split kernel then runs on a
+// 1-D grid of S x P + P blocks that read their work from the map, and the combine kernel
+// merges each (sequence, head)'s splits. Same inner loops, same numerics.
 #include "span_decode.h"
+#include "span_schedule.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -31,6 +37,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 namespace {
 
@@ -53,8 +60,14 @@ int fail(int status, const char* fmt, ...) {
 
 int g_variant = 0;  // tuning override, 0 = automatic
 int g_num_splits = 0;
+int g_schedule = 0;  // 0 = rows, 1 = balanced (span_schedule.h)
 
 struct Params {
+  // balanced schedule only (NULL for the rows schedule): the plan kernel's block map
+  // (b, unit, split, splits of the row) and per-row first block / split count
+  const int4* map;
+  const int* row_start;
+  const int* row_n;
   const void* q;
   const void* k;
   const void* v;
@@ -64,7 +77,7 @@ struct Params {
   void* out;
   float* part_o;   // (B, Hq, S, D)
   float* part_ml;  // (B, Hq, S, 2): running max (log2 domain) and sum
-  int heads_q, heads_kv, max_len, max_intervals;
+  int batch, heads_q, heads_kv, max_len, max_intervals;
   int group, head_chunks, heads_per_chunk, num_splits;
   float scale_log2;
 };
@@ -230,8 +243,8 @@ __device__ __forceinline__ int kept_position(const int* s_cum, const int* s_end,
 template <typename T, int D, int NPART, int HSTRIDE>
 __device__ __forceinline__ void store_block_result(const Params& p, const float* s_acc,
                                                    const float* s_ml, int b, int head0,
-                                                   int nheads, int split) {
-  const int S = p.num_splits;
+                                                   int nheads, int nsplit, size_t slot0,
+                                                   int slot_stride) {
   for (int e = threadIdx.x; e < nheads * D; e += kThreads) {
     const int g = e / D, d = e - g * D;
     float mx = -INFINITY;
@@ -246,10 +259,10 @@ __device__ __forceinline__ void store_block_result(const Params& p, const float*
       o = fmaf(w, s_acc[(x * HSTRIDE + g) * D + d], o);
     }
     const size_t bh = (size_t)b * p.heads_q + head0 + g;
-    if (S == 1) {
+    if (nsplit == 1) {
       reinterpret_cast<T*>(p.out)[bh * D + d] = from_float<T>(sum > 0.f ? o / sum : 0.f);
     } else {
-      const size_t slot = bh * S + split;
+      const size_t slot = slot0 + (size_t)g * slot_stride;
       p.part_o[slot * D + d] = o;
       if (d == 0) {
         p.part_ml[slot * 2] = mx;
@@ -257,6 +270,40 @@ __device__ __forceinline__ void store_block_result(const Params& p, const float*
       }
     }
   }
+}
+
+// Which piece of work this block owns: its sequence, KV head, head chunk, split and the
+// number of splits of its unit, and where its partial results go (slot0 + g * stride for
+// the g-th head of the chunk). Rows schedule: from the grid position. Balanced schedule:
+// from the plan kernel's map (waiting for it first); false = nothing to do.
+struct BlockWork {
+  int b, hkv, chunk, split, nsplit, slot_stride;
+  size_t slot0;
+};
+
+__device__ __forceinline__ bool block_work(const Params& p, BlockWork& w) {
+  if (p.map == nullptr) {
+    w.split = blockIdx.x;
+    w.nsplit = p.num_splits;
+    w.hkv = blockIdx.y / p.head_chunks;
+    w.chunk = blockIdx.y - w.hkv * p.head_chunks;
+    w.b = blockIdx.z;
+    const int head0 = w.hkv * p.group + w.chunk * p.heads_per_chunk;
+    w.slot0 = ((size_t)w.b * p.heads_q + head0) * p.num_splits + w.split;
+    w.slot_stride = p.num_splits;
+    return true;
+  }
+  wait_for_primary_grid();  // the map is the plan kernel's output
+  const int4 e = p.map[blockIdx.x];
+  if (e.x < 0) return false;
+  w.b = e.x;
+  w.hkv = e.y / p.head_chunks;
+  w.chunk = e.y - w.hkv * p.head_chunks;
+  w.split = e.z;
+  w.nsplit = e.w;
+  w.slot0 = (size_t)blockIdx.x * p.heads_per_chunk;
+  w.slot_stride = 1;
+  return true;
 }
 
 // ---------------------------------------------------------------- SIMT split kernel
@@ -273,10 +320,9 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
   int* s_end = reinterpret_cast<int*>(kv_tiles + STAGES * kStageRows);  // [I] clipped ends
   int* s_cum = s_end + p.max_intervals;  // [I] inclusive prefix of lengths
   const int tid = threadIdx.x;
-  const int split = blockIdx.x;
-  const int hkv = blockIdx.y / p.head_chunks;
-  const int chunk = blockIdx.y - hkv * p.head_chunks;
-  const int b = blockIdx.z;
+  BlockWork w;
+  if (!block_work(p, w)) return;
+  const int split = w.split, hkv = w.hkv, chunk = w.chunk, b = w.b;
   const int head0 = hkv * p.group + chunk * p.heads_per_chunk;
   const int nheads = min(p.heads_per_chunk, p.group - chunk * p.heads_per_chunk);
   const int lg = tid / LG, li = tid - lg * LG;
@@ -305,9 +351,8 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
   const int total = scan_kept_lengths(iv, n_iv, seq_len, first_start, first_end, s_end, s_cum);
 
   // 2. This block's share of the kept tokens, and this lane group's slice of it.
-  const int S = p.num_splits;
-  const int a = (int)(((long long)total * split) / S);
-  const int span = (int)(((long long)total * (split + 1)) / S) - a;
+  const int a = spanattn_schedule::piece_begin(total, split, w.nsplit);
+  const int span = spanattn_schedule::piece_begin(total, split + 1, w.nsplit) - a;
   const int k0 = a + (int)(((long long)span * lg) / NLG);
   const int k1 = a + (int)(((long long)span * (lg + 1)) / NLG);
   // Same trip count for every lane group, so the shuffles below see full warps.
@@ -432,7 +477,7 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
   }
   __syncthreads();
 
-  store_block_result<T, D, NLG, GMAX>(p, s_acc, s_ml, b, head0, nheads, split);
+  store_block_result<T, D, NLG, GMAX>(p, s_acc, s_ml, b, head0, nheads, w.nsplit, w.slot0, w.slot_stride);
 }
 
 // ---------------------------------------------------------------- tensor-core split kernel
@@ -517,10 +562,9 @@ __global__ void __launch_bounds__(kThreads) span_decode_mma_kernel(const Params 
   int* s_end = reinterpret_cast<int*>(smem_raw + kWarps * STAGES * kStageBytes);
   int* s_cum = s_end + p.max_intervals;
 
-  const int split = blockIdx.x;
-  const int hkv = blockIdx.y / p.head_chunks;
-  const int chunk = blockIdx.y - hkv * p.head_chunks;
-  const int b = blockIdx.z;
+  BlockWork w;
+  if (!block_work(p, w)) return;
+  const int split = w.split, hkv = w.hkv, chunk = w.chunk, b = w.b;
   const int head0 = hkv * p.group + chunk * p.heads_per_chunk;
   const int nheads = min(p.heads_per_chunk, p.group - chunk * p.heads_per_chunk);
   const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
@@ -550,9 +594,8 @@ __global__ void __launch_bounds__(kThreads) span_decode_mma_kernel(const Params 
   const int n_iv = min(max(n_iv_raw, 0), p.max_intervals);
   const int total = scan_kept_lengths(iv, n_iv, seq_len, first_start, first_end, s_end, s_cum);
 
-  const int S = p.num_splits;
-  const int a = (int)(((long long)total * split) / S);
-  const int span = (int)(((long long)total * (split + 1)) / S) - a;
+  const int a = spanattn_schedule::piece_begin(total, split, w.nsplit);
+  const int span = spanattn_schedule::piece_begin(total, split + 1, w.nsplit) - a;
   const int k0 = a + (int)(((long long)span * warp) / kWarps);
   const int k1 = a + (int)(((long long)span * (warp + 1)) / kWarps);
   const int trips = (k1 - k0 + kTile - 1) / kTile;  // per warp: nothing below syncs warps
@@ -670,29 +713,114 @@ __global__ void __launch_bounds__(kThreads) span_decode_mma_kernel(const Params 
     s_ml[(warp * kMmaHeads + g) * 2 + 1] = l_run;
   }
   __syncthreads();
-  store_block_result<T, D, kWarps, kMmaHeads>(p, s_acc, s_ml, b, head0, nheads, split);
+  store_block_result<T, D, kWarps, kMmaHeads>(p, s_acc, s_ml, b, head0, nheads, w.nsplit, w.slot0, w.slot_stride);
 }
 
 // ---------------------------------------------------------------- combine kernel
-// One block per (sequence, query head), one thread per output element.
+// One block per (sequence, query head), one thread per output element. Rows schedule: the
+// S partials of (b, h) are adjacent. Balanced: the row's n splits of this head's unit are
+// the unit's n consecutive blocks, one slot per head of the chunk; n == 1 wrote the output
+// in the split kernel already, n == 0 (nothing kept) is a zero row.
 template <typename T>
-__global__ void span_decode_combine_kernel(const float* __restrict__ part_o,
-                                           const float* __restrict__ part_ml,
-                                           T* __restrict__ out, int num_splits, int head_dim) {
+__global__ void span_decode_combine_kernel(const Params p, int head_dim) {
   wait_for_primary_grid();
   const size_t bh = blockIdx.x;
-  const float* ml = part_ml + bh * num_splits * 2;
+  size_t first;
+  int count, stride;
+  if (p.map == nullptr) {
+    first = bh * p.num_splits;
+    count = p.num_splits;
+    stride = 1;
+  } else {
+    const int b = (int)(bh / p.heads_q), h = (int)(bh - (size_t)b * p.heads_q);
+    const int hkv = h / p.group, r = h - hkv * p.group;
+    const int chunk = r / p.heads_per_chunk, g = r - chunk * p.heads_per_chunk;
+    count = p.row_n[b];
+    if (count == 1) return;
+    first = (size_t)spanattn_schedule::unit_first_block(p.row_start, p.row_n, b, hkv * p.head_chunks + chunk) *
+                p.heads_per_chunk + g;
+    stride = p.heads_per_chunk;
+  }
+  const float* ml = p.part_ml;
   float mx = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) mx = fmaxf(mx, ml[2 * s]);
+  for (int s = 0; s < count; ++s) mx = fmaxf(mx, ml[2 * (first + (size_t)s * stride)]);
   const float m_safe = mx == -INFINITY ? 0.f : mx;
+  T* out = reinterpret_cast<T*>(p.out);
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float o = 0.f, sum = 0.f;
-    for (int s = 0; s < num_splits; ++s) {
-      const float w = exp2f(ml[2 * s] - m_safe);
-      sum = fmaf(w, ml[2 * s + 1], sum);
-      o = fmaf(w, part_o[(bh * num_splits + s) * head_dim + d], o);
+    for (int s = 0; s < count; ++s) {
+      const size_t slot = first + (size_t)s * stride;
+      const float w = exp2f(ml[2 * slot] - m_safe);
+      sum = fmaf(w, ml[2 * slot + 1], sum);
+      o = fmaf(w, p.part_o[slot * head_dim + d], o);
     }
     out[bh * head_dim + d] = from_float<T>(sum > 0.f ? o / sum : 0.f);
+  }
+}
+
+// ---------------------------------------------------------------- plan kernel (balanced)
+// One block: kept tokens per row (clipped exactly as the split kernels clip them), splits
+// per row (spanattn_schedule::row_blocks), their prefix over rows, and the block map.
+// Global writes of one phase are read by other threads of the block in the next, after
+// __syncthreads (which orders global memory within a block too).
+constexpr int kPlanThreads = 512;
+
+__global__ void __launch_bounds__(kPlanThreads) span_plan_kernel(const Params p, int4* map, int* row_start,
+                                                                 int* row_n, long long work_blocks,
+                                                                 int grid_blocks) {
+  namespace ss = spanattn_schedule;
+  __shared__ long long s_red[kPlanThreads];
+  __shared__ int s_scan[kPlanThreads];
+  const int tid = threadIdx.x, B = p.batch, Y = p.heads_kv * p.head_chunks;
+  // Wait for whatever ran before on the stream (with programmatic serialization of this
+  // launch it may start early), then let the split kernel launch: it waits for the map.
+  wait_for_primary_grid();
+  allow_dependent_launch();
+
+  long long mine = 0;
+  for (int b = tid; b < B; b += kPlanThreads) {
+    const int seq_len = ss::clamp_seq_len(p.seq_lens[b], p.max_len);
+    const int n_iv = ss::clamp_n_intervals(p.n_intervals[b], p.max_intervals);
+    const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
+    int t = 0;
+    for (int i = 0; i < n_iv; ++i) t += ss::clipped_length(iv[2 * i], iv[2 * i + 1], seq_len);
+    row_n[b] = t;  // kept tokens for now; splits below
+    mine += t;
+  }
+  s_red[tid] = mine;
+  __syncthreads();
+  for (int o = kPlanThreads / 2; o > 0; o >>= 1) {
+    if (tid < o) s_red[tid] += s_red[tid + o];
+    __syncthreads();
+  }
+  const long long total = s_red[0];
+
+  const int per = (B + kPlanThreads - 1) / kPlanThreads;  // contiguous rows per thread
+  const int c0 = min(B, tid * per), c1 = min(B, c0 + per);
+  int local = 0;
+  for (int b = c0; b < c1; ++b) {
+    const int n = ss::row_blocks(row_n[b], total, work_blocks, Y);
+    row_n[b] = n;
+    local += Y * n;
+  }
+  s_scan[tid] = local;
+  __syncthreads();
+  for (int o = 1; o < kPlanThreads; o <<= 1) {  // inclusive scan of the per-thread sums
+    const int v = tid >= o ? s_scan[tid - o] : 0;
+    __syncthreads();
+    s_scan[tid] += v;
+    __syncthreads();
+  }
+  int run = s_scan[tid] - local;
+  for (int b = c0; b < c1; ++b) {
+    row_start[b] = run;
+    run += Y * row_n[b];
+  }
+  const int total_blocks = s_scan[kPlanThreads - 1];
+  __syncthreads();
+  for (int i = tid; i < grid_blocks; i += kPlanThreads) {
+    const ss::Entry e = ss::map_entry(row_start, row_n, B, Y, total_blocks, i);
+    map[i] = make_int4(e.b, e.unit, e.split, e.n);
   }
 }
 
@@ -721,9 +849,37 @@ SplitKernel pick_gmax(int gmax, int variant) {
 struct Plan {
   SplitKernel kernel;
   int gmax, variant, group, head_chunks, heads_per_chunk, num_splits;
+  int schedule;       // 0 rows, 1 balanced
+  int grid_blocks;    // balanced: W + P blocks (1-D grid)
+  long long work_blocks;  // balanced: W = num_splits x P
+  size_t map_offset;  // balanced: byte offset of the int4 map in the workspace (then row_start, row_n)
   bool dependent_launch;
   size_t smem_bytes, workspace_bytes;
 };
+
+// Query heads per KV head, chunks of <= kMaxHeadsPerBlock of them, heads per chunk.
+void head_layout(int heads_q, int heads_kv, int* group, int* chunks, int* per_chunk) {
+  *group = heads_q / heads_kv;
+  *chunks = (*group + kMaxHeadsPerBlock - 1) / kMaxHeadsPerBlock;
+  *per_chunk = (*group + *chunks - 1) / *chunks;
+}
+
+// Workspace of the balanced schedule: partials per (block, head of its chunk), then the map.
+int balanced_layout(int batch, int units_per_row, int num_splits, int heads_per_chunk, int head_dim,
+                    long long* work_blocks, int* grid_blocks, size_t* map_offset, size_t* bytes) {
+  const long long pairs = (long long)batch * units_per_row;
+  const long long work = (long long)num_splits * pairs;
+  const long long grid = work + pairs;
+  if (grid > 0x7fffffffLL)
+    return fail(SPANATTN_ERR_ARGUMENT, "the balanced schedule needs %lld blocks, more than a grid holds", grid);
+  const size_t floats = (size_t)grid * heads_per_chunk * (head_dim + 2);
+  const size_t offset = (floats * sizeof(float) + 15) / 16 * 16;
+  *work_blocks = work;
+  *grid_blocks = (int)grid;
+  *map_offset = offset;
+  *bytes = offset + (size_t)grid * 4 * sizeof(int) + (size_t)2 * batch * sizeof(int);
+  return SPANATTN_OK;
+}
 
 int check_shape(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
                 int max_intervals, int dtype) {
@@ -838,9 +994,7 @@ int make_plan(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
               int max_intervals, int dtype, int device, Plan* plan) {
   int status = check_shape(batch, heads_q, heads_kv, max_len, head_dim, max_intervals, dtype);
   if (status != SPANATTN_OK) return status;
-  plan->group = heads_q / heads_kv;
-  plan->head_chunks = (plan->group + kMaxHeadsPerBlock - 1) / kMaxHeadsPerBlock;
-  plan->heads_per_chunk = (plan->group + plan->head_chunks - 1) / plan->head_chunks;
+  head_layout(heads_q, heads_kv, &plan->group, &plan->head_chunks, &plan->heads_per_chunk);
   const int hpc = plan->heads_per_chunk;
   plan->gmax = hpc <= 1 ? 1 : hpc <= 2 ? 2 : hpc <= 4 ? 4 : 8;
   plan->variant = resolve_variant(plan->gmax, g_variant);
@@ -868,6 +1022,14 @@ int make_plan(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
   const int pairs = std::max(1, batch * heads_kv * plan->head_chunks);
   plan->num_splits = g_num_splits > 0 ? std::min(g_num_splits, kMaxSplits)
                                       : choose_splits(pairs, info.sms * blocks, max_len);
+  plan->schedule = g_schedule;
+  plan->grid_blocks = 0;
+  plan->work_blocks = 0;
+  plan->map_offset = 0;
+  if (plan->schedule == 1)
+    return balanced_layout(batch, heads_kv * plan->head_chunks, plan->num_splits, plan->heads_per_chunk,
+                           head_dim, &plan->work_blocks, &plan->grid_blocks, &plan->map_offset,
+                           &plan->workspace_bytes);
   plan->workspace_bytes = plan->num_splits == 1
                               ? 0
                               : (size_t)batch * heads_q * plan->num_splits * (head_dim + 2) *
@@ -887,9 +1049,23 @@ cudaError_t launch_combine(const Params& p, int batch, int head_dim, bool depend
   attr.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attr;
   config.numAttrs = dependent ? 1 : 0;
-  return cudaLaunchKernelEx(&config, span_decode_combine_kernel<T>, (const float*)p.part_o,
-                            (const float*)p.part_ml, reinterpret_cast<T*>(p.out), p.num_splits,
-                            head_dim);
+  return cudaLaunchKernelEx(&config, span_decode_combine_kernel<T>, p, head_dim);
+}
+
+// The split kernel of the balanced schedule: a 1-D grid after the plan kernel, launched
+// early (programmatic dependent launch) and waiting inside for the map.
+cudaError_t launch_split_balanced(const Plan& plan, const Params& p, cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)plan.grid_blocks);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = plan.smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = plan.dependent_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&config, plan.kernel, p);
 }
 
 }  // namespace
@@ -899,6 +1075,63 @@ extern "C" {
 int spanattn_abi_version(void) { return SPANATTN_ABI_VERSION; }
 
 const char* spanattn_last_error(void) { return g_last_error; }
+
+int spanattn_set_schedule(int schedule) {
+  if (schedule != 0 && schedule != 1)
+    return fail(SPANATTN_ERR_ARGUMENT, "schedule must be 0 (rows) or 1 (balanced) (got %d)", schedule);
+  g_schedule = schedule;
+  return SPANATTN_OK;
+}
+
+int spanattn_get_schedule(void) { return g_schedule; }
+
+int spanattn_schedule_host(int batch, int heads_q, int heads_kv, int max_len, int max_intervals,
+                           int num_splits, const int32_t* intervals, const int32_t* n_intervals,
+                           const int32_t* seq_lens, int32_t* map, int32_t* pieces,
+                           int32_t* row_start, int32_t* row_n, int* grid_blocks) {
+  namespace ss = spanattn_schedule;
+  if (batch < 1 || heads_kv < 1 || heads_q < 1 || heads_q % heads_kv != 0 || num_splits < 1 ||
+      max_len < 0 || max_intervals < 0)
+    return fail(SPANATTN_ERR_ARGUMENT, "bad shape for spanattn_schedule_host");
+  int group, chunks, per_chunk;
+  head_layout(heads_q, heads_kv, &group, &chunks, &per_chunk);
+  const int units = heads_kv * chunks;
+  long long work;
+  int grid;
+  size_t offset, bytes;
+  const int status = balanced_layout(batch, units, num_splits, per_chunk, 128, &work, &grid, &offset, &bytes);
+  if (status != SPANATTN_OK) return status;
+  *grid_blocks = grid;
+  if (!map) return SPANATTN_OK;
+  // The plan kernel's phases, one thread; the split kernel's piece bounds per block.
+  std::vector<int> kept(batch);
+  long long total = 0;
+  for (int b = 0; b < batch; ++b) {
+    const int seq_len = ss::clamp_seq_len(seq_lens[b], max_len);
+    const int n_iv = ss::clamp_n_intervals(n_intervals[b], max_intervals);
+    const int32_t* iv = intervals + (size_t)b * max_intervals * 2;
+    int t = 0;
+    for (int i = 0; i < n_iv; ++i) t += ss::clipped_length(iv[2 * i], iv[2 * i + 1], seq_len);
+    kept[b] = t;
+    total += t;
+  }
+  int run = 0;
+  for (int b = 0; b < batch; ++b) {
+    row_n[b] = ss::row_blocks(kept[b], total, work, units);
+    row_start[b] = run;
+    run += units * row_n[b];
+  }
+  for (int i = 0; i < grid; ++i) {
+    const ss::Entry e = ss::map_entry(row_start, row_n, batch, units, run, i);
+    map[4 * i] = e.b;
+    map[4 * i + 1] = e.unit;
+    map[4 * i + 2] = e.split;
+    map[4 * i + 3] = e.n;
+    pieces[2 * i] = e.b < 0 ? 0 : ss::piece_begin(kept[e.b], e.split, e.n);
+    pieces[2 * i + 1] = e.b < 0 ? 0 : ss::piece_begin(kept[e.b], e.split + 1, e.n);
+  }
+  return SPANATTN_OK;
+}
 
 int spanattn_set_tuning(int variant, int num_splits) {
   if (variant != 0 && variant_by_id(variant).id != variant)
@@ -948,6 +1181,10 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
                 (double)scale);
 
   Params p;
+  p.map = nullptr;
+  p.row_start = nullptr;
+  p.row_n = nullptr;
+  p.batch = batch;
   p.q = q;
   p.k = k_cache;
   p.v = v_cache;
@@ -958,6 +1195,14 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   p.part_o = reinterpret_cast<float*>(workspace);
   p.part_ml = p.part_o ? p.part_o + (size_t)batch * heads_q * plan.num_splits * head_dim
                        : nullptr;
+  if (plan.schedule == 1) {  // partials per (block, head of the chunk), then the plan
+    const size_t slots = (size_t)plan.grid_blocks * plan.heads_per_chunk;
+    unsigned char* base = reinterpret_cast<unsigned char*>(workspace);
+    p.part_ml = p.part_o + slots * head_dim;
+    p.map = reinterpret_cast<const int4*>(base + plan.map_offset);
+    p.row_start = reinterpret_cast<const int*>(p.map + plan.grid_blocks);
+    p.row_n = p.row_start + batch;
+  }
   p.heads_q = heads_q;
   p.heads_kv = heads_kv;
   p.max_len = max_len;
@@ -969,6 +1214,23 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   p.scale_log2 = scale * kLog2e;
 
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  if (plan.schedule == 1) {
+    int4* map = const_cast<int4*>(p.map);
+    int* row_start = const_cast<int*>(p.row_start);
+    int* row_n = row_start + batch;
+    long long work_blocks = plan.work_blocks;
+    int grid_blocks = plan.grid_blocks;
+    void* plan_args[] = {&p, &map, &row_start, &row_n, &work_blocks, &grid_blocks};
+    cudaError_t err = cudaLaunchKernel((const void*)span_plan_kernel, dim3(1), dim3(kPlanThreads), plan_args, 0, s);
+    if (err != cudaSuccess) return cuda_fail(err, "span_plan_kernel launch");
+    err = launch_split_balanced(plan, p, s);
+    if (err != cudaSuccess) return cuda_fail(err, "span_decode_split_kernel launch (balanced)");
+    err = dtype == SPANATTN_BF16
+              ? launch_combine<__nv_bfloat16>(p, batch, head_dim, plan.dependent_launch, s)
+              : launch_combine<__half>(p, batch, head_dim, plan.dependent_launch, s);
+    if (err != cudaSuccess) return cuda_fail(err, "span_decode_combine_kernel launch");
+    return SPANATTN_OK;
+  }
   const dim3 grid(plan.num_splits, heads_kv * plan.head_chunks, batch);
   void* args[] = {&p};
   cudaError_t err = cudaLaunchKernel((const void*)plan.kernel, grid, dim3(kThreads), args,

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define SPANATTN_ABI_VERSION 1
+#define SPANATTN_ABI_VERSION 2
 #define SPANATTN_MAX_INTERVALS 8192
 
 enum spanattn_dtype { SPANATTN_BF16 = 0, SPANATTN_FP16 = 1 };
@@ -69,6 +69,20 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
  * depths, 5 = tensor cores; see kVariants in span_decode.cu) and a forced number of KV
  * splits. Process-wide. */
 int spanattn_set_tuning(int variant, int num_splits);
+/* Work schedule, process-wide (span_schedule.h): 0 = rows (every (sequence, KV head) cut
+ * into the same S splits; the default), 1 = balanced (splits per sequence in proportion
+ * to the tokens it keeps, from a plan kernel run before the split kernel; one launch more
+ * per call). Changes spanattn_plan()'s workspace size. */
+int spanattn_set_schedule(int schedule);
+int spanattn_get_schedule(void);
+/* The balanced schedule's plan computed on the host, for tests (no GPU needed): with
+ * num_splits given, fills map (4 ints a block: sequence or -1, unit, split, splits of the
+ * sequence), pieces (2 a block: first and end kept-token index of the block's piece),
+ * row_start and row_n (B each), and *grid_blocks. With map NULL, only *grid_blocks. */
+int spanattn_schedule_host(int batch, int heads_q, int heads_kv, int max_len, int max_intervals,
+                           int num_splits, const int32_t* intervals, const int32_t* n_intervals,
+                           const int32_t* seq_lens, int32_t* map, int32_t* pieces,
+                           int32_t* row_start, int32_t* row_n, int* grid_blocks);
 
 #ifdef __cplusplus
 }

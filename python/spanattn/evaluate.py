@@ -290,6 +290,15 @@ def hf_generate_baseline(model, prompts: list[list[int]], batch: int, max_new_to
             "note": "includes prefill; static cache; greedy"}
 
 
+def kernel_schedule(attention: str) -> str | None:
+    """The span kernel's work schedule (cuda/span_schedule.h) for result files; None off the kernel."""
+    if attention != "kernel":
+        return None
+    from .kernel import get_schedule
+
+    return get_schedule()
+
+
 def prepare(args):
     """(device, attention op, dtype, dataset) for an eval or replay run; errors as EvalError."""
     device = pick_device(args.device)
@@ -332,6 +341,7 @@ def evaluate(args) -> dict:
         "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
+        "kernel_schedule": kernel_schedule(attention),
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},

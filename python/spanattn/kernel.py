@@ -8,7 +8,9 @@ sequence's intervals (DESIGN §4):
     #  n_intervals (B,) int32 · seq_lens (B,) int32  ->  out (B, Hq, D), dtype of q
 
 CUDA tensors run cuda/build/libspanattn.so through ctypes (build it with
-`spanattn build-kernel`; SPANATTN_KERNEL_LIB overrides the path). CPU tensors run
+`spanattn build-kernel`; SPANATTN_KERNEL_LIB overrides the path). SPANATTN_KERNEL_SCHEDULE
+(`rows`, the default, or `balanced`; see cuda/span_schedule.h) picks how the kernel splits
+the work when the library loads; `set_schedule` changes it later. CPU tensors run
 `span_decode_attention_reference`, which is also the oracle of every test. The op is
 registered as `torch.ops.spanattn.span_decode_attention` with a fake implementation, so
 torch.compile traces through it and CUDA graphs capture it (the library never syncs
@@ -38,9 +40,11 @@ from torch import Tensor
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LIBRARY = REPO_ROOT / "cuda" / "build" / "libspanattn.so"
 LIBRARY_ENV = "SPANATTN_KERNEL_LIB"
+SCHEDULE_ENV = "SPANATTN_KERNEL_SCHEDULE"
+SCHEDULES = {"rows": 0, "balanced": 1}
 
 # Mirrors of cuda/span_decode.h (a test checks they agree).
-ABI_VERSION = 1
+ABI_VERSION = 2
 MAX_INTERVALS = 8192
 HEAD_DIMS = (64, 128)
 KERNEL_DTYPES = {torch.bfloat16: 0, torch.float16: 1}
@@ -230,6 +234,16 @@ def load_library() -> ctypes.CDLL:
             raise KernelLibraryError(
                 f"{path} has ABI version {lib.spanattn_abi_version()}, this code needs "
                 f"{ABI_VERSION}; rebuild it with `spanattn build-kernel --force`")
+        lib.spanattn_set_schedule.argtypes = [i]
+        lib.spanattn_set_schedule.restype = i
+        lib.spanattn_get_schedule.restype = i
+        lib.spanattn_schedule_host.argtypes = [i] * 6 + [p] * 7 + [ctypes.POINTER(i)]
+        lib.spanattn_schedule_host.restype = i
+        wanted = os.environ.get(SCHEDULE_ENV)
+        if wanted:
+            if wanted not in SCHEDULES:
+                raise KernelArgumentError(f"{SCHEDULE_ENV}={wanted!r}: expected one of {', '.join(SCHEDULES)}")
+            _check_status(lib, lib.spanattn_set_schedule(SCHEDULES[wanted]), "set_schedule")
         _lib = lib
         return lib
 
@@ -255,6 +269,42 @@ def plan(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int]:
         _check_status(lib, lib.spanattn_plan(*key, ctypes.byref(splits), ctypes.byref(ws)), "plan")
     _plans[key] = (splits.value, ws.value)
     return _plans[key]
+
+
+def set_schedule(name: str) -> None:
+    """How the kernel splits its work: `rows` (default) or `balanced` (cuda/span_schedule.h)."""
+    if name not in SCHEDULES:
+        raise KernelArgumentError(f"schedule must be one of {', '.join(SCHEDULES)} (got {name!r})")
+    lib = load_library()
+    _check_status(lib, lib.spanattn_set_schedule(SCHEDULES[name]), "set_schedule")
+    _plans.clear()  # the workspace size depends on it
+
+
+def get_schedule() -> str:
+    code = load_library().spanattn_get_schedule()
+    return next(name for name, value in SCHEDULES.items() if value == code)
+
+
+def balanced_schedule_host(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, heads_q: int, heads_kv: int,
+                           max_len: int, num_splits: int) -> dict:
+    """The balanced schedule's plan for these inputs, computed by the library on the host (no GPU):
+    the block map (B x 4: sequence or -1, unit, split, splits of the sequence), each block's piece of
+    its sequence's kept tokens (first, end), and per sequence its first block and split count."""
+    lib = load_library()
+    iv = intervals.to(torch.int32).contiguous()
+    n = n_intervals.to(torch.int32).contiguous()
+    lens = seq_lens.to(torch.int32).contiguous()
+    B, I = iv.shape[0], iv.shape[1]
+    grid = ctypes.c_int(0)
+    args = (B, heads_q, heads_kv, max_len, I, num_splits, iv.data_ptr(), n.data_ptr(), lens.data_ptr())
+    _check_status(lib, lib.spanattn_schedule_host(*args, None, None, None, None, ctypes.byref(grid)), "schedule_host")
+    block_map = torch.zeros(grid.value, 4, dtype=torch.int32)
+    pieces = torch.zeros(grid.value, 2, dtype=torch.int32)
+    row_start = torch.zeros(B, dtype=torch.int32)
+    row_n = torch.zeros(B, dtype=torch.int32)
+    _check_status(lib, lib.spanattn_schedule_host(*args, block_map.data_ptr(), pieces.data_ptr(), row_start.data_ptr(),
+                                                  row_n.data_ptr(), ctypes.byref(grid)), "schedule_host")
+    return {"map": block_map, "pieces": pieces, "row_start": row_start, "row_n": row_n, "grid_blocks": grid.value}
 
 
 def set_tuning(variant: int = 0, num_splits: int = 0) -> None:

@@ -31,6 +31,7 @@ function fixture(): Fixture {
   copyFileSync(join(repoRoot, "cuda", "build.json"), join(root, "cuda", "build.json"));
   writeFileSync(join(root, "cuda", "span_decode.cu"), "// kernel v1\n");
   writeFileSync(join(root, "cuda", "span_decode.h"), "// header\n");
+  writeFileSync(join(root, "cuda", "span_schedule.h"), "// schedule\n");
   const bin = join(root, "bin");
   mkdirSync(bin);
   writeFileSync(join(bin, "nvcc"), FAKE_NVCC);
@@ -76,7 +77,7 @@ describe("spanattn build-kernel", () => {
     expect(readFileSync(join(f.root, "cuda", "build", "libspanattn.so"), "utf8")).toBe("fake library\n");
     const m = manifest(f);
     expect(m.command).toEqual(expect.arrayContaining(["-O3", "-shared", "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=[sm_80,compute_80]"]));
-    expect(Object.keys(m.sources)).toEqual(["span_decode.cu", "span_decode.h"]);
+    expect(Object.keys(m.sources)).toEqual(["span_decode.cu", "span_decode.h", "span_schedule.h"]);
     expect(m.sourceHash).toMatch(/^[0-9a-f]{64}$/);
     expect(readdirSync(join(f.root, "cuda", "build")).filter((n) => n.includes(".tmp-"))).toEqual([]);
 

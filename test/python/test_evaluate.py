@@ -32,6 +32,7 @@ def test_eval_decodes_both_modes_on_the_same_prompts(tmp_path, dataset):
     r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o")))
     assert set(r["modes"]) == {"dense", "sparse"}
     assert r["attention"] == "reference" and "not GPU kernel numbers" in r["note"]
+    assert r["kernel_schedule"] is None  # named only when the span kernel ran
     for m in r["modes"].values():
         assert m["generated_tokens"] > 0 and m["tokens_per_second"] > 0
         assert set(m["accuracy"]) == {"exact_match", "step_exact_match"}

@@ -210,3 +210,99 @@ def test_built_library_loads_and_reports_errors_through_the_abi(monkeypatch):
     with pytest.raises(KernelArgumentError, match=re.escape("variant must be 0 (automatic), 1, 3 or 5 (got 9)")):
         kernel.set_tuning(variant=9)
     kernel.set_tuning(0, 0)
+
+
+# ----------------------------------------------------------------------------- balanced schedule
+needs_library = pytest.mark.skipif(not kernel.DEFAULT_LIBRARY.is_file(),
+                                   reason="libspanattn.so not built (spanattn build-kernel)")
+
+
+def kept_counts(rows, seq_lens):
+    return [sum(max(min(e, n) - max(s, 0), 0) for s, e in row) for row, n in zip(rows, seq_lens)]
+
+
+def check_balanced_plan(rows, seq_lens, heads_q, heads_kv, max_len, splits):
+    """Every (sequence, unit) is tiled once, in order, by its own consecutive blocks."""
+    iv, n = pack_intervals(rows, max_intervals=max(1, max(len(r) for r in rows)))
+    lens = torch.tensor(seq_lens, dtype=I32)
+    plan = kernel.balanced_schedule_host(iv, n, lens, heads_q, heads_kv, max_len, splits)
+    B = len(rows)
+    group = heads_q // heads_kv
+    units = heads_kv * -(-group // 8)
+    pairs = B * units
+    assert plan["grid_blocks"] == splits * pairs + pairs
+    kept = kept_counts(rows, [min(max(x, 0), max_len) for x in seq_lens])
+    block_map, pieces = plan["map"].tolist(), plan["pieces"].tolist()
+    row_start, row_n = plan["row_start"].tolist(), plan["row_n"].tolist()
+    used = 0
+    for b in range(B):
+        assert (row_n[b] == 0) == (kept[b] == 0), (b, row_n[b], kept[b])
+        assert row_n[b] <= max(1, -(-kept[b] // 16))
+        assert row_start[b] == used
+        for u in range(units):
+            first = row_start[b] + u * row_n[b]
+            end = 0
+            for j in range(row_n[b]):
+                assert block_map[first + j] == [b, u, j, row_n[b]]
+                lo, hi = pieces[first + j]
+                assert lo == end and hi > lo  # contiguous, never empty
+                end = hi
+            assert end == kept[b]
+        used += units * row_n[b]
+    assert used <= plan["grid_blocks"]
+    assert all(e[0] == -1 for e in block_map[used:])
+    return plan, kept, units
+
+
+@needs_library
+def test_balanced_schedule_tiles_every_sequence_once(monkeypatch):
+    monkeypatch.setattr(kernel, "_lib", None)
+    rng = random.Random(7)
+    for _ in range(60):
+        B = rng.randint(1, 40)
+        max_len = rng.choice([1, 17, 300, 4096])
+        heads_kv = rng.choice([1, 2, 8])
+        heads_q = heads_kv * rng.choice([1, 4, 12])
+        rows = random_rows(rng, B, max_len, 6)
+        rows = [[(s, e) for s, e in r if e > s] for r in rows]  # unnormalised but valid pairs
+        seq_lens = [rng.choice([0, rng.randint(0, max_len), max_len, max_len + 5]) for _ in range(B)]
+        check_balanced_plan(rows, seq_lens, heads_q, heads_kv, max_len, rng.choice([1, 2, 3, 8]))
+
+
+@needs_library
+def test_balanced_schedule_is_the_rows_schedule_when_dense_and_evens_out_a_global_row(monkeypatch):
+    monkeypatch.setattr(kernel, "_lib", None)
+    B, L, splits = 32, 8192, 3  # the replay's llama-8b shape: S = 3 for it on an H200
+    plan, kept, units = check_balanced_plan([[(0, L)]] * B, [L] * B, 32, 8, L, splits)
+    assert plan["row_n"].tolist() == [splits] * B  # dense: the same blocks as the rows schedule
+
+    # one row reads its whole context, the others ~190 tokens each (replay 8K / batch 32)
+    rows = [[(0, L)]] + [[(0, 5), (L - 300, L - 110)]] * (B - 1)
+    plan, kept, units = check_balanced_plan(rows, [L] * B, 32, 8, L, splits)
+    lengths = [hi - lo for (b, *_), (lo, hi) in zip(plan["map"].tolist(), plan["pieces"].tolist()) if b >= 0]
+    rows_schedule_longest = -(-L // splits)  # 2731 tokens in each of the global row's blocks
+    work_blocks = splits * B * units
+    average = sum(kept) * units / work_blocks
+    assert max(lengths) <= 2 * average + 1 < rows_schedule_longest / 4
+    assert plan["row_n"][0] > 10 * plan["row_n"][1]
+
+
+@needs_library
+def test_schedule_is_chosen_by_name_or_environment(monkeypatch):
+    monkeypatch.delenv(kernel.SCHEDULE_ENV, raising=False)
+    monkeypatch.setattr(kernel, "_lib", None)
+    assert kernel.get_schedule() == "rows"
+    kernel.set_schedule("balanced")
+    assert kernel.get_schedule() == "balanced"
+    with pytest.raises(KernelArgumentError, match="schedule must be one of rows, balanced"):
+        kernel.set_schedule("fast")
+    kernel.set_schedule("rows")
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setenv(kernel.SCHEDULE_ENV, "balanced")
+    assert kernel.get_schedule() == "balanced"
+    kernel.set_schedule("rows")
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setenv(kernel.SCHEDULE_ENV, "nope")
+    with pytest.raises(KernelArgumentError, match="SPANATTN_KERNEL_SCHEDULE='nope'"):
+        kernel.load_library()
+    monkeypatch.setattr(kernel, "_lib", None)
