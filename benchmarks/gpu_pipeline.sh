@@ -30,7 +30,8 @@
 #           (SPANATTN_KERNEL_SCHEDULE=balanced in the environment switches every other stage)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
-# EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state), and
+# EVAL_FLAGS is appended to every `spanattn eval` (e.g. EVAL_FLAGS=--compile-state, or
+# EVAL_FLAGS="--kernel-schedule balanced"), and
 # EVAL_TAG to the names of their result files (two variants can share one OUTDIR).
 # SETUP=0 skips doctor, build-kernel and regenerating datasets already there (a second
 # pipeline in the same device call).

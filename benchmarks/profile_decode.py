@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=8, help="profiled decode steps per mode")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--compile-state", action="store_true")
+    ap.add_argument("--kernel-schedule", choices=["rows", "balanced"], help="the span kernel's work schedule")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     args.allow_reference, args.limit = False, None

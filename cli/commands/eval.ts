@@ -49,6 +49,7 @@ export const evalRunOptionsSchema = z
     allowReference: z.boolean().default(false),
     noGraph: z.boolean().default(false),
     compileState: z.boolean().default(false),
+    kernelSchedule: z.enum(["rows", "balanced"]).optional(),
     continuous: z.boolean().default(false),
     python: z.string().optional(),
     out: z.string().optional(),
@@ -79,6 +80,7 @@ function engineFlags(opts: EvalRunOptions): string[] {
     ...(opts.allowReference ? ["--allow-reference"] : []),
     ...(opts.noGraph ? ["--no-graph"] : []),
     ...(opts.compileState ? ["--compile-state"] : []),
+    ...(opts.kernelSchedule ? ["--kernel-schedule", opts.kernelSchedule] : []),
   ];
 }
 
@@ -158,6 +160,7 @@ export function evalRunCommand(): Command {
     .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
     .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
+    .option("--kernel-schedule <name>", "the span kernel's work split: rows (default) or balanced (splits per sequence in proportion to what it keeps)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")

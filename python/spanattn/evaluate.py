@@ -303,6 +303,10 @@ def prepare(args):
     """(device, attention op, dtype, dataset) for an eval or replay run; errors as EvalError."""
     device = pick_device(args.device)
     attention = check_kernel(device, args.allow_reference)
+    if attention == "kernel" and getattr(args, "kernel_schedule", None):
+        from .kernel import set_schedule
+
+        set_schedule(args.kernel_schedule)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
         ds = load_dataset(args.data)
@@ -414,6 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
+    p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
+                   help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else rows)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]

@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
+    p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
+                   help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else rows)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.contexts = [int(x) for x in args.contexts.split(",") if x]

@@ -26,6 +26,12 @@ describe("spanattn eval: bad input", () => {
     expect(r.stderr).toMatch(/- checkpoint: --checkpoint best needs --run/);
   });
 
+  it("--kernel-schedule takes rows or balanced only", async () => {
+    const r = await cli(["eval", "--run", "r", "--data", "d", "--kernel-schedule", "fastest"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/- kernelSchedule: .*"rows".*"balanced"/);
+  });
+
   it("a folder that is not a dataset is refused by the Python side, with its hint (exit 1)", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "run"));
