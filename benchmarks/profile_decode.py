@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=8, help="profiled decode steps per mode")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--compile-state", action="store_true")
+    ap.add_argument("--compile-decode", action="store_true", help="torch.compile the model's decode forward too")
     ap.add_argument("--kernel-schedule", choices=["rows", "balanced"], help="the span kernel's work schedule")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -143,14 +144,15 @@ def main(argv: list[str] | None = None) -> dict:
     model = replay.random_model(args.shape, device, dtype, args.context, min_vocab=len(tok))
     prompts, forced = replay.build_rows(records, tok, args.context, gen, args.batch)
     eng = Engine(model, batch_size=args.batch, max_len=args.context, special_ids=tok.special_ids, eos_id=None,
-                 cuda_graph=False, compile_state=args.compile_state)
+                 cuda_graph=False, compile_state=args.compile_state,
+                 compile_decode=args.compile_decode)
     t0 = time.perf_counter()
     eng.prefill(prompts, gen)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "shape": args.shape, "context": args.context, "batch": args.batch, "attention": attention,
-        "compile_state": args.compile_state, "kernel_schedule": kernel_schedule(attention), "prefill_s": time.perf_counter() - t0,
+        "compile_state": args.compile_state, "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention), "prefill_s": time.perf_counter() - t0,
         "weights_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "kv_bytes": replay.bytes_per_token_kv(model.config, dtype) * args.context * args.batch,
         "modes": {},

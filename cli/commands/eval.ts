@@ -49,6 +49,7 @@ export const evalRunOptionsSchema = z
     allowReference: z.boolean().default(false),
     noGraph: z.boolean().default(false),
     compileState: z.boolean().default(false),
+    compileDecode: z.boolean().default(false),
     kernelSchedule: z.enum(["rows", "balanced"]).optional(),
     continuous: z.boolean().default(false),
     python: z.string().optional(),
@@ -80,6 +81,7 @@ function engineFlags(opts: EvalRunOptions): string[] {
     ...(opts.allowReference ? ["--allow-reference"] : []),
     ...(opts.noGraph ? ["--no-graph"] : []),
     ...(opts.compileState ? ["--compile-state"] : []),
+    ...(opts.compileDecode ? ["--compile-decode"] : []),
     ...(opts.kernelSchedule ? ["--kernel-schedule", opts.kernelSchedule] : []),
   ];
 }
@@ -160,6 +162,7 @@ export function evalRunCommand(): Command {
     .option("--allow-reference", "on a GPU without the built kernel, use the slow PyTorch op")
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
     .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
+    .option("--compile-decode", "torch.compile the model's decode forward too: norms, rotary, KV-cache writes and activations fused around the GEMMs and the span kernel")
     .option("--kernel-schedule <name>", "the span kernel's work split: rows (default) or balanced (splits per sequence in proportion to what it keeps)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")

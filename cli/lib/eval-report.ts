@@ -39,6 +39,7 @@ const engineFields = {
   dtype: z.string(),
   attention: z.enum(["kernel", "reference"]),
   compile_state: z.boolean().optional(),
+  compile_decode: z.boolean().optional(),
   note: z.string().nullable(),
 };
 

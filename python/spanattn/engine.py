@@ -127,10 +127,12 @@ class Engine:
 
     def __init__(self, model, batch_size: int, max_len: int, special_ids: dict[str, int], eos_id: int | None,
                  grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None,
-                 compile_state: bool = False):
+                 compile_state: bool = False, compile_decode: bool = False):
         """compile_state: torch.compile the span state machine's step and the step's
         bookkeeping (`_advance`): about 200 tiny elementwise ops, one kernel launch each on a GPU,
-        become a few fused kernels; the model's layers are untouched; same results."""
+        become a few fused kernels; the model's layers are untouched; same results.
+        compile_decode: torch.compile the decode forward too (embedding, norms, rotary, KV-cache
+        writes, activations, around the GEMMs and the span kernel, which stays one custom op)."""
         check_supported(model)
         self.model = model
         self.cfg = model.config
@@ -152,6 +154,8 @@ class Engine:
         self.state = SpanState(self.B, self.grammar, self.device, compile=compile_state)
         self.compile_state = compile_state
         self._advance_fn = compile_fixed_shapes(self._advance) if compile_state else self._advance
+        self.compile_decode = compile_decode
+        self._forward_fn = compile_fixed_shapes(self._forward_decode) if compile_decode else self._forward_decode
         # static decode inputs/outputs (graph-captured)
         i64 = dict(dtype=torch.int64, device=self.device)
         self.tok = torch.zeros(self.B, **i64)
@@ -213,13 +217,15 @@ class Engine:
         h = m.norm(h)
         return self.model.lm_head(h)  # (B, V) in the model's dtype
 
+    @torch.no_grad()
     def _step(self) -> None:
-        """One decode step for the whole batch, all on the device, shapes fixed."""
+        """One decode step for the whole batch, all on the device, shapes fixed (no autograd,
+        whoever calls it: a compiled decode forward could not trace a backward through the op)."""
         active = ~self.done
         kind = self.kinds[self.tok]
         value = self.values[self.tok]
         intervals, n, _ = self.state.step(kind, value, self.pos, active, dense=self.dense)
-        self.logits.copy_(self._forward_decode(self.tok, self.pos, intervals, n))  # fp32, static
+        self.logits.copy_(self._forward_fn(self.tok, self.pos, intervals, n))  # fp32, static
         self._advance_fn(active)
 
     def _advance(self, active: torch.Tensor) -> None:

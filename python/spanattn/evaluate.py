@@ -333,7 +333,7 @@ def evaluate(args) -> dict:
     try:
         engine = Engine(model, batch_size=min(args.batch, len(prompts)), max_len=max_len, special_ids=tok.special_ids,
                         eos_id=tok.eos_id, cuda_graph=None if not args.no_graph else False,
-                        compile_state=args.compile_state)
+                        compile_state=args.compile_state, compile_decode=args.compile_decode)
     except UnsupportedModelError as e:
         raise EvalError(str(e)) from None
     except torch.OutOfMemoryError:
@@ -345,7 +345,7 @@ def evaluate(args) -> dict:
         "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-        "kernel_schedule": kernel_schedule(attention),
+        "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention),
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},
@@ -370,7 +370,8 @@ def evaluate(args) -> dict:
         sweep = []
         for b in sorted({b for b in args.sweep_batches if b <= len(prompts)}):
             eng = Engine(model, batch_size=b, max_len=max_len, special_ids=tok.special_ids, eos_id=tok.eos_id,
-                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state)
+                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state,
+                         compile_decode=args.compile_decode)
             row = {"batch": b}
             for mode in ("dense", "sparse"):
                 _, st = run_mode(eng, prompts[: max(b, min(len(prompts), 2 * b))], b, max_new, mode, label=f"sweep b={b} {mode}")
@@ -418,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
+    p.add_argument("--compile-decode", action="store_true",
+                   help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
     p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
                    help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else rows)")
     p.add_argument("--out", required=True)

@@ -120,7 +120,7 @@ def replay(args) -> dict:
     result = {"kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-              "kernel_schedule": kernel_schedule(attention), "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
+              "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention), "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
               "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
     total = len(args.contexts) * len(args.batches)
     done = 0
@@ -136,7 +136,8 @@ def replay(args) -> dict:
                 continue
             prompts, forced = build_rows(records, tok, L, args.gen, B)
             eng = Engine(model, batch_size=B, max_len=L, special_ids=tok.special_ids, eos_id=None,
-                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state)
+                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state,
+                         compile_decode=args.compile_decode)
             eng.prefill(prompts, args.gen)
             for mode in ("dense", "sparse"):
                 eng.decode(mode, forced=forced, max_new_tokens=8)  # warm-up (graph capture), not timed
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
+    p.add_argument("--compile-decode", action="store_true",
+                   help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
     p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
                    help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else rows)")
     p.add_argument("--out", required=True)

@@ -30,9 +30,10 @@ PROMPT = [B, *text(1, 2), S, *text(*range(3, 40)), S, *text(*range(40, 90))]
 FORCED = [S, O, "<ref1>", C, *text(*range(5, 30)), S, O, "<ref-1>", C, *text(*range(30, 60)), "<eos>"]
 
 
-@pytest.mark.parametrize("compile_state", [False, True], ids=["eager-state", "compiled-state"])
+@pytest.mark.parametrize("compile_state,compile_decode", [(False, False), (True, False), (True, True)],
+                         ids=["eager", "compiled-state", "compiled-state-and-decode"])
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
-def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state):
+def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=TEXT0 + 100, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
@@ -43,7 +44,7 @@ def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, com
     with torch.no_grad():
         full = model(torch.tensor([ids(seq)], device="cuda"), attention_mask=mask[None, None].cuda()).logits[0].float()
     eng = Engine(model.to(torch.bfloat16), batch_size=2, max_len=256, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"],
-                 compile_state=compile_state)
+                 compile_state=compile_state, compile_decode=compile_decode)
     gen = eng.generate([ids(PROMPT)] * 2, max_new_tokens=len(FORCED), mode=mode, forced=[ids(FORCED)] * 2, keep_logits=True)
     assert gen.meta["graph"], "the decode step should run as a CUDA graph on the GPU"
     assert gen.tokens[0] == ids(FORCED)

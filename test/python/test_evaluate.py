@@ -19,7 +19,7 @@ def dataset(tmp_path_factory):
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
                 throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False,
-                continuous=False, hf_limit=None, compile_state=False)
+                continuous=False, hf_limit=None, compile_state=False, compile_decode=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -96,13 +96,14 @@ def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
     assert r["hf_generate"]["records"] == 4
 
 
-def test_compiled_state_machine_decodes_the_same(tmp_path, dataset):
+def test_compiled_state_machine_and_decode_forward_decode_the_same(tmp_path, dataset):
     from spanattn.data import load_dataset
 
     save_run(tmp_path / "run", load_dataset(dataset).records("train"))
     kw = dict(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), batch=3, limit=5, max_new_tokens=12)
-    plain, fused = evaluate.evaluate(args(**kw)), evaluate.evaluate(args(**kw, compile_state=True))
-    assert fused["compile_state"] and not plain["compile_state"]
+    plain = evaluate.evaluate(args(**kw))
+    fused = evaluate.evaluate(args(**kw, compile_state=True, compile_decode=True))
+    assert fused["compile_state"] and fused["compile_decode"] and not plain["compile_state"] and not plain["compile_decode"]
     for mode in ("dense", "sparse"):
         a, b = plain["modes"][mode], fused["modes"][mode]
         assert [s["generated"] for s in a["samples"]] == [s["generated"] for s in b["samples"]]
@@ -162,7 +163,7 @@ def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
 
 def test_replay_tiny_shape_measures_both_modes(tmp_path, dataset):
     ns = argparse.Namespace(data=str(dataset), split="test", limit=None, shape="tiny", contexts=[96], batches=[2], gen=8,
-                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False, compile_state=False)
+                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False, compile_state=False, compile_decode=False)
     r = replay.replay(ns)
     row = r["rows"][0]
     assert row["context"] == 96 and row["dense"]["attended_fraction"] == 1.0
