@@ -217,6 +217,8 @@ fi
 
 if has long-eval; then
   LONG_RUN=runs/train-bench/run-long LONG_DATA=datasets/arith-long LONG_CKPT=()
+  # trained here from a ferried checkpoint without node: the splits came with the ferry
+  [[ ! -f $LONG_DATA/manifest.json && -f .ferry/long/data/manifest.json ]] && LONG_DATA=.ferry/long/data
   if [[ ! -d $LONG_RUN && -d .ferry/long ]]; then  # a fresh machine: the checkpoint ferried back here
     LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint .ferry/long/checkpoint)
     step "eval of the ferried checkpoint .ferry/long"
