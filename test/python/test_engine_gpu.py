@@ -30,10 +30,21 @@ PROMPT = [B, *text(1, 2), S, *text(*range(3, 40)), S, *text(*range(40, 90))]
 FORCED = [S, O, "<ref1>", C, *text(*range(5, 30)), S, O, "<ref-1>", C, *text(*range(30, 60)), "<eos>"]
 
 
+@pytest.mark.parametrize("schedule", ["rows", "balanced"])
 @pytest.mark.parametrize("compile_state,compile_decode", [(False, False), (True, False), (True, True)],
                          ids=["eager", "compiled-state", "compiled-state-and-decode"])
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
-def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode):
+def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode, schedule):
+    from spanattn import kernel
+
+    kernel.set_schedule(schedule)  # the kernel's work split (cuda/span_schedule.h); reset below
+    try:
+        check_engine_against_full_forward(mode, compile_state, compile_decode)
+    finally:
+        kernel.set_schedule("rows")
+
+
+def check_engine_against_full_forward(mode, compile_state, compile_decode):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=TEXT0 + 100, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
