@@ -35,7 +35,7 @@ def test_eval_decodes_both_modes_on_the_same_prompts(tmp_path, dataset):
     assert r["kernel_schedule"] is None  # named only when the span kernel ran
     for m in r["modes"].values():
         assert m["generated_tokens"] > 0 and m["tokens_per_second"] > 0
-        assert set(m["accuracy"]) == {"exact_match", "step_exact_match"}
+        assert set(m["accuracy"]) == {"exact_match", "step_exact_match", "step_prefix"}
         assert 0 < m["attended_fraction"] <= 1
         assert len(m["attended_per_step"]) >= 1
     assert r["modes"]["dense"]["attended_fraction"] == 1.0
@@ -138,9 +138,16 @@ def test_scoring_of_generated_segments():
     gen.append(tok.eos_id)
     texts = evaluate.response_segments(tok, gen)
     assert texts == [s["text"] for s in rec["segments"][2:]]
-    assert evaluate.score_arith([rec], [texts]) == {"exact_match": 1.0, "step_exact_match": 1.0}
+    assert evaluate.score_arith([rec], [texts]) == {"exact_match": 1.0, "step_exact_match": 1.0, "step_prefix": 1.0}
+    n = len(texts)
     wrong = texts[:-1] + ["999"]
-    assert evaluate.score_arith([rec], [wrong]) == {"exact_match": 0.0, "step_exact_match": 0.0}
+    assert evaluate.score_arith([rec], [wrong]) == {"exact_match": 0.0, "step_exact_match": 0.0,
+                                                    "step_prefix": (n - 1) / n}
+    # a wrong first step counts nothing after it, even where later steps match again
+    early = ["999"] + texts[1:]
+    assert evaluate.score_arith([rec], [early])["step_prefix"] == 0.0
+    # stopping early: the steps it wrote, out of the reference's
+    assert evaluate.score_arith([rec, rec], [texts[:1], []])["step_prefix"] == (1 / n) / 2
 
 
 def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
