@@ -48,6 +48,9 @@ if [ "$MODE" != bench ]; then
   timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small 2>&1 | tail -8 | tee -a "$LOG"
   step "compute-sanitizer racecheck"
   timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small 2>&1 | tail -8 | tee -a "$LOG"
+  step "compute-sanitizer memcheck and racecheck, balanced schedule"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
+  timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
   fi
 
   step "pytest gpu"

@@ -262,7 +262,12 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--check-only")) check_only = true;
     else if (!strcmp(argv[i], "--small")) small = true;
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-    else { fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N]\n"); return 2; }
+    else if (!strcmp(argv[i], "--balanced")) {  // the balanced work schedule (span_schedule.h)
+      if (spanattn_set_schedule(1) != SPANATTN_OK) return 2;
+    } else {
+      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--balanced]\n");
+      return 2;
+    }
   }
   std::vector<Config> configs;
   if (small) {
