@@ -126,11 +126,13 @@ def check_kernel(device: torch.device, allow_reference: bool) -> str:
     """'kernel' on a GPU with the built library, else 'reference' (CPU, or allowed)."""
     if device.type != "cuda":
         return "reference"
-    from .kernel import KernelLibraryError, load_library
+    from .kernel import KernelArgumentError, KernelLibraryError, load_library
 
     try:
         load_library()
         return "kernel"
+    except KernelArgumentError as e:  # a bad SPANATTN_KERNEL_SCHEDULE: the user's to fix, no fallback
+        raise EvalError(str(e), "unset it, or set it to rows or balanced") from None
     except (KernelLibraryError, OSError) as e:
         if not allow_reference:
             raise EvalError(f"the span kernel is not built for this GPU ({str(e).splitlines()[0]})",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spanattn import evaluate, replay, spans
+from spanattn import kernel as kernel_lib
 from spanattn.tokenizer import build_char_tokenizer, record_texts
 from train_fixtures import arith_splits, save_run, write_dataset
 
@@ -185,3 +186,14 @@ def test_replay_model_has_room_for_the_dataset_tokenizer():
     assert small.config.vocab_size == replay.SHAPES["tiny"]["vocab_size"]
     big = replay.random_model("tiny", torch.device("cpu"), torch.float32, 64, min_vocab=900)
     assert big.config.vocab_size == 900 and big.get_input_embeddings().weight.shape[0] == 900
+
+
+@pytest.mark.skipif(not kernel_lib.DEFAULT_LIBRARY.is_file(), reason="libspanattn.so not built (spanattn build-kernel)")
+def test_a_bad_kernel_schedule_in_the_environment_is_an_eval_error(monkeypatch):
+    # loading the library needs no GPU; a GPU device makes eval load it
+    monkeypatch.setattr(kernel_lib, "_lib", None)
+    monkeypatch.setenv(kernel_lib.SCHEDULE_ENV, "fastest")
+    with pytest.raises(evaluate.EvalError, match="SPANATTN_KERNEL_SCHEDULE='fastest'") as err:
+        evaluate.check_kernel(torch.device("cuda"), allow_reference=True)
+    assert "rows or balanced" in err.value.hint
+    monkeypatch.setattr(kernel_lib, "_lib", None)
