@@ -779,11 +779,9 @@ __global__ void __launch_bounds__(kPlanThreads) span_plan_kernel(const Params p,
 
   long long mine = 0;
   for (int b = tid; b < B; b += kPlanThreads) {
-    const int seq_len = ss::clamp_seq_len(p.seq_lens[b], p.max_len);
-    const int n_iv = ss::clamp_n_intervals(p.n_intervals[b], p.max_intervals);
-    const int* iv = p.intervals + (size_t)b * p.max_intervals * 2;
-    int t = 0;
-    for (int i = 0; i < n_iv; ++i) t += ss::clipped_length(iv[2 * i], iv[2 * i + 1], seq_len);
+    const int t = ss::row_kept_tokens(p.intervals + (size_t)b * p.max_intervals * 2,
+                                      ss::clamp_n_intervals(p.n_intervals[b], p.max_intervals),
+                                      ss::clamp_seq_len(p.seq_lens[b], p.max_len));
     row_n[b] = t;  // kept tokens for now; splits below
     mine += t;
   }
@@ -864,18 +862,25 @@ void head_layout(int heads_q, int heads_kv, int* group, int* chunks, int* per_ch
   *per_chunk = (*group + *chunks - 1) / *chunks;
 }
 
+// Balanced grid: W = num_splits x P work blocks, W + P blocks in all (P = batch x units).
+int balanced_grid(int batch, int units_per_row, int num_splits, long long* work_blocks, int* grid_blocks) {
+  const long long pairs = (long long)batch * units_per_row;
+  const long long work = (long long)num_splits * pairs;
+  if (work + pairs > 0x7fffffffLL)
+    return fail(SPANATTN_ERR_ARGUMENT, "the balanced schedule needs %lld blocks, more than a grid holds", work + pairs);
+  *work_blocks = work;
+  *grid_blocks = (int)(work + pairs);
+  return SPANATTN_OK;
+}
+
 // Workspace of the balanced schedule: partials per (block, head of its chunk), then the map.
 int balanced_layout(int batch, int units_per_row, int num_splits, int heads_per_chunk, int head_dim,
                     long long* work_blocks, int* grid_blocks, size_t* map_offset, size_t* bytes) {
-  const long long pairs = (long long)batch * units_per_row;
-  const long long work = (long long)num_splits * pairs;
-  const long long grid = work + pairs;
-  if (grid > 0x7fffffffLL)
-    return fail(SPANATTN_ERR_ARGUMENT, "the balanced schedule needs %lld blocks, more than a grid holds", grid);
+  const int status = balanced_grid(batch, units_per_row, num_splits, work_blocks, grid_blocks);
+  if (status != SPANATTN_OK) return status;
+  const long long grid = *grid_blocks;
   const size_t floats = (size_t)grid * heads_per_chunk * (head_dim + 2);
   const size_t offset = (floats * sizeof(float) + 15) / 16 * 16;
-  *work_blocks = work;
-  *grid_blocks = (int)grid;
   *map_offset = offset;
   *bytes = offset + (size_t)grid * 4 * sizeof(int) + (size_t)2 * batch * sizeof(int);
   return SPANATTN_OK;
@@ -1098,8 +1103,7 @@ int spanattn_schedule_host(int batch, int heads_q, int heads_kv, int max_len, in
   const int units = heads_kv * chunks;
   long long work;
   int grid;
-  size_t offset, bytes;
-  const int status = balanced_layout(batch, units, num_splits, per_chunk, 128, &work, &grid, &offset, &bytes);
+  const int status = balanced_grid(batch, units, num_splits, &work, &grid);
   if (status != SPANATTN_OK) return status;
   *grid_blocks = grid;
   if (!map) return SPANATTN_OK;
@@ -1107,13 +1111,10 @@ int spanattn_schedule_host(int batch, int heads_q, int heads_kv, int max_len, in
   std::vector<int> kept(batch);
   long long total = 0;
   for (int b = 0; b < batch; ++b) {
-    const int seq_len = ss::clamp_seq_len(seq_lens[b], max_len);
-    const int n_iv = ss::clamp_n_intervals(n_intervals[b], max_intervals);
-    const int32_t* iv = intervals + (size_t)b * max_intervals * 2;
-    int t = 0;
-    for (int i = 0; i < n_iv; ++i) t += ss::clipped_length(iv[2 * i], iv[2 * i + 1], seq_len);
-    kept[b] = t;
-    total += t;
+    kept[b] = ss::row_kept_tokens(intervals + (size_t)b * max_intervals * 2,
+                                  ss::clamp_n_intervals(n_intervals[b], max_intervals),
+                                  ss::clamp_seq_len(seq_lens[b], max_len));
+    total += kept[b];
   }
   int run = 0;
   for (int b = 0; b < batch; ++b) {
@@ -1193,8 +1194,6 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   p.seq_lens = seq_lens;
   p.out = out;
   p.part_o = reinterpret_cast<float*>(workspace);
-  p.part_ml = p.part_o ? p.part_o + (size_t)batch * heads_q * plan.num_splits * head_dim
-                       : nullptr;
   if (plan.schedule == 1) {  // partials per (block, head of the chunk), then the plan
     const size_t slots = (size_t)plan.grid_blocks * plan.heads_per_chunk;
     unsigned char* base = reinterpret_cast<unsigned char*>(workspace);
@@ -1202,6 +1201,8 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
     p.map = reinterpret_cast<const int4*>(base + plan.map_offset);
     p.row_start = reinterpret_cast<const int*>(p.map + plan.grid_blocks);
     p.row_n = p.row_start + batch;
+  } else {  // partials per (sequence, query head, split)
+    p.part_ml = p.part_o ? p.part_o + (size_t)batch * heads_q * plan.num_splits * head_dim : nullptr;
   }
   p.heads_q = heads_q;
   p.heads_kv = heads_kv;

@@ -41,6 +41,13 @@ SPANATTN_HD int clipped_length(int start, int end, int seq_len) {
   return imax(imin(end, seq_len) - imax(start, 0), 0);
 }
 
+/* Kept tokens of one sequence: its clamped intervals clipped to [0, seq_len), summed. */
+SPANATTN_HD int row_kept_tokens(const int* iv, int n_intervals, int seq_len) {
+  int t = 0;
+  for (int i = 0; i < n_intervals; ++i) t += clipped_length(iv[2 * i], iv[2 * i + 1], seq_len);
+  return t;
+}
+
 /* First kept token of split `split` of `n` over `total` tokens (split == n gives total). */
 SPANATTN_HD int piece_begin(int total, int split, int n) {
   return (int)(((long long)total * split) / n);
