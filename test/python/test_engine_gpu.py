@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from spanattn import spans
+from spanattn import kernel, spans
 from spanattn.engine import Engine
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -30,21 +30,18 @@ PROMPT = [B, *text(1, 2), S, *text(*range(3, 40)), S, *text(*range(40, 90))]
 FORCED = [S, O, "<ref1>", C, *text(*range(5, 30)), S, O, "<ref-1>", C, *text(*range(30, 60)), "<eos>"]
 
 
-@pytest.mark.parametrize("schedule", ["rows", "balanced"])
+@pytest.fixture(params=list(kernel.SCHEDULES))
+def schedule(request):
+    """The kernel's work split (cuda/span_schedule.h), both ways."""
+    kernel.set_schedule(request.param)
+    yield request.param
+    kernel.set_schedule("rows")
+
+
 @pytest.mark.parametrize("compile_state,compile_decode", [(False, False), (True, False), (True, True)],
                          ids=["eager", "compiled-state", "compiled-state-and-decode"])
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
 def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode, schedule):
-    from spanattn import kernel
-
-    kernel.set_schedule(schedule)  # the kernel's work split (cuda/span_schedule.h); reset below
-    try:
-        check_engine_against_full_forward(mode, compile_state, compile_decode)
-    finally:
-        kernel.set_schedule("rows")
-
-
-def check_engine_against_full_forward(mode, compile_state, compile_decode):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=TEXT0 + 100, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)

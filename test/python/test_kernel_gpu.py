@@ -115,6 +115,15 @@ def errors_for(case):
                 intervals=int(iv.shape[1]), splits=kernel.plan(q, k, iv)[0])
 
 
+
+def random_qkv(seed: int, B: int, Hq: int, Hkv: int, N: int, D: int, dtype=torch.bfloat16):
+    """q (B, Hq, D) and a K/V cache (B, Hkv, N, D) of standard normals, seeded."""
+    torch.manual_seed(seed)
+    q = torch.randn(B, Hq, D, device="cuda", dtype=dtype)
+    k = torch.randn(B, Hkv, N, D, device="cuda", dtype=dtype)
+    return q, k, torch.randn_like(k)
+
+
 FUZZ_SEEDS = list(range(int(os.environ.get("SPANATTN_FUZZ_CASES", "120"))))
 _report: list[dict] = []
 
@@ -137,10 +146,7 @@ def test_fuzz_against_reference(seed, schedule):
 
 
 def test_dense_call_matches_sdpa_without_mask():
-    torch.manual_seed(0)
-    q = torch.randn(4, 32, 128, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(4, 8, 8192, 128, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn_like(k)
+    q, k, v = random_qkv(0, 4, 32, 8, 8192, 128)
     iv, n = pack_intervals([[(0, 8192)]] * 4, device="cuda")
     lens = torch.full((4,), 8192, dtype=I32, device="cuda")
     out = span_decode_attention(q, k, v, iv, n, lens)
@@ -150,11 +156,8 @@ def test_dense_call_matches_sdpa_without_mask():
 
 
 def test_cuda_graph_replay_follows_new_intervals():
-    torch.manual_seed(1)
     B, N = 3, 4096
-    q = torch.randn(B, 16, 64, device="cuda", dtype=torch.float16)
-    k = torch.randn(B, 4, N, 64, device="cuda", dtype=torch.float16)
-    v = torch.randn_like(k)
+    q, k, v = random_qkv(1, B, 16, 4, N, 64, torch.float16)
     iv = torch.zeros(B, 8, 2, dtype=I32, device="cuda")
     n = torch.zeros(B, dtype=I32, device="cuda")
     lens = torch.full((B,), N, dtype=I32, device="cuda")
@@ -175,10 +178,7 @@ def test_cuda_graph_replay_follows_new_intervals():
 
 
 def test_torch_compile_inductor_calls_the_op():
-    torch.manual_seed(2)
-    q = torch.randn(2, 8, 128, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(2, 2, 1000, 128, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn_like(k)
+    q, k, v = random_qkv(2, 2, 8, 2, 1000, 128)
     iv, n = pack_intervals([[(0, 10), (500, 900)], [(3, 4)]], device="cuda")
     lens = torch.tensor([1000, 1000], dtype=I32, device="cuda")
 
@@ -191,11 +191,8 @@ def test_torch_compile_inductor_calls_the_op():
 
 def test_one_global_row_among_short_ones_matches_the_reference():
     # the replay's shape of imbalance: one sequence reads everything, the rest a few runs
-    torch.manual_seed(4)
     B, N = 32, 8192
-    q = torch.randn(B, 32, 128, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(B, 8, N, 128, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn_like(k)
+    q, k, v = random_qkv(4, B, 32, 8, N, 128)
     rows = [[(0, N)]] + [[(0, 5), (N - 300 + b, N - 110)] for b in range(1, B - 1)] + [[]]
     iv, n = pack_intervals(rows, device="cuda")
     lens = torch.full((B,), N, dtype=I32, device="cuda")
@@ -206,10 +203,7 @@ def test_one_global_row_among_short_ones_matches_the_reference():
 
 
 def test_unnormalised_overlaps_after_normalize_match_union_reference():
-    torch.manual_seed(3)
-    q = torch.randn(2, 4, 64, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn_like(k)
+    q, k, v = random_qkv(3, 2, 4, 4, 300, 64)
     raw, rn = pack_intervals([[(50, 80), (0, 60), (70, 75), (299, 400)], [(10, 10), (-5, 3)]], device="cuda")
     lens = torch.tensor([300, 300], dtype=I32, device="cuda")
     iv, n = normalize_intervals(raw, rn, lens)
