@@ -39,7 +39,7 @@ from spanattn.tokenizer import build_char_tokenizer, record_texts  # noqa: E402
 
 # kernel-name fragments -> group, first match wins (CUDA kernel names, then aten op names on CPU)
 GROUPS = [
-    ("span attention", ("span_decode", "span_attention", "spanattn")),
+    ("span attention", ("span_decode", "span_plan", "span_attention", "spanattn")),
     ("gemm", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "aten::mm", "aten::addmm", "aten::linear", "aten::matmul")),
     ("kv-cache write", ("index_put", "indexing_backward", "index_elementwise")),
     ("norm", ("rms_norm", "RowwiseMoments", "layer_norm")),
