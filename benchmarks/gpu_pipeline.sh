@@ -110,12 +110,12 @@ if has tests || has tests-engine; then
   step gpu tests
   GPU_TESTS=test/python/test_engine_gpu.py
   has tests && GPU_TESTS="$GPU_TESTS test/python/test_train_gpu.py"
-  SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -q -p no:cacheprovider $GPU_TESTS
+  SPANATTN_GPU_TESTS=1 run timeout ${TESTS_S:-180} python3 -m pytest -p no:cacheprovider $GPU_TESTS
 fi
 
 if has tests-kernel; then  # the kernel's GPU fuzz, graph and compile tests, under both schedules
   step gpu kernel tests
-  SPANATTN_FUZZ_CASES=${FUZZ_CASES:-60} run timeout ${KTESTS_S:-300} python3 -m pytest -q -p no:cacheprovider \
+  SPANATTN_FUZZ_CASES=${FUZZ_CASES:-60} run timeout ${KTESTS_S:-300} python3 -m pytest -p no:cacheprovider \
       test/python/test_kernel_gpu.py
 fi
 

@@ -56,7 +56,7 @@ if [ "$MODE" != bench ]; then
   step "pytest gpu"
   set -o pipefail
   SPANATTN_FUZZ_CASES=${FUZZ_CASES:-120} SPANATTN_FUZZ_REPORT="$OUT/fuzz.json" timeout 150 \
-    python3 -m pytest -q --maxfail=10 test/python/test_kernel_gpu.py ${PYTEST_ARGS:-} 2>&1 | tail -25 | tee -a "$LOG"
+    python3 -m pytest --maxfail=10 test/python/test_kernel_gpu.py ${PYTEST_ARGS:-} 2>&1 | tail -25 | tee -a "$LOG"
   pytest_status=$?
   set +o pipefail
   python3 cuda/summarize.py fuzz "$OUT/fuzz.json" 2>&1 | tee -a "$LOG"
