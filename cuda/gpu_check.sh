@@ -44,11 +44,11 @@ if [ "$MODE" != bench ]; then
   [ "$harness_status" -ne 0 ] && ALLOWED=1,3 && SKIP_TUNE=1 && echo "harness failed" | tee -a "$LOG"
 
   if [ -z "${SKIP_SANITIZER:-}" ]; then
-  step "compute-sanitizer memcheck"
-  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small 2>&1 | tail -8 | tee -a "$LOG"
-  step "compute-sanitizer racecheck"
-  timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small 2>&1 | tail -8 | tee -a "$LOG"
-  step "compute-sanitizer memcheck and racecheck, balanced schedule"
+  step "compute-sanitizer memcheck, rows schedule"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --rows 2>&1 | tail -8 | tee -a "$LOG"
+  step "compute-sanitizer racecheck, rows schedule"
+  timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --rows 2>&1 | tail -8 | tee -a "$LOG"
+  step "compute-sanitizer memcheck and racecheck, balanced schedule (the default)"
   timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
   timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
   fi

@@ -262,10 +262,10 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--check-only")) check_only = true;
     else if (!strcmp(argv[i], "--small")) small = true;
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--balanced")) {  // the balanced work schedule (span_schedule.h)
-      if (spanattn_set_schedule(1) != SPANATTN_OK) return 2;
+    else if (!strcmp(argv[i], "--balanced") || !strcmp(argv[i], "--rows")) {  // work schedule (span_schedule.h)
+      if (spanattn_set_schedule(argv[i][2] == 'b' ? 1 : 0) != SPANATTN_OK) return 2;
     } else {
-      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--balanced]\n");
+      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced]\n");
       return 2;
     }
   }

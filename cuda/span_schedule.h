@@ -3,9 +3,9 @@
  * (span_decode.cu) and its host-side check (spanattn_schedule_host, tested from Python).
  *
  * Two schedules (spanattn_set_schedule):
- *  - rows (0, the default): grid (S, units per row, B). Each (row, KV head, head chunk)
+ *  - rows (0): grid (S, units per row, B). Each (row, KV head, head chunk)
  *    "unit" is cut into the same S splits of its kept tokens, whatever it keeps.
- *  - balanced (1): a 1-D grid of W + P blocks (W = S x P work blocks, P = B x units per
+ *  - balanced (1, the default): a 1-D grid of W + P blocks (W = S x P work blocks, P = B x units per
  *    row). A plan kernel gives each row a number of splits in proportion to the tokens it
  *    keeps, n_b = floor(t_b * W / (Y * T)) (at least 1 when t_b > 0, at most one per
  *    kMinPieceTokens kept tokens), so every block reads about T * Y / W tokens. A row that

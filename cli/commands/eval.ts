@@ -163,7 +163,7 @@ export function evalRunCommand(): Command {
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
     .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
     .option("--compile-decode", "torch.compile the model's decode forward too: norms, rotary, KV-cache writes and activations fused around the GEMMs and the span kernel")
-    .option("--kernel-schedule <name>", "the span kernel's work split: rows (default) or balanced (splits per sequence in proportion to what it keeps)")
+    .option("--kernel-schedule <name>", "the span kernel's work split: balanced (default: splits per sequence in proportion to what it keeps) or rows")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")

@@ -35,7 +35,7 @@ def schedule(request):
     """The kernel's work split (cuda/span_schedule.h), both ways."""
     kernel.set_schedule(request.param)
     yield request.param
-    kernel.set_schedule("rows")
+    kernel.set_schedule(kernel.DEFAULT_SCHEDULE)
 
 
 @pytest.mark.parametrize("compile_state,compile_decode", [(False, False), (True, False), (True, True)],

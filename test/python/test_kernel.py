@@ -291,16 +291,17 @@ def test_balanced_schedule_is_the_rows_schedule_when_dense_and_evens_out_a_globa
 def test_schedule_is_chosen_by_name_or_environment(monkeypatch):
     monkeypatch.delenv(kernel.SCHEDULE_ENV, raising=False)
     monkeypatch.setattr(kernel, "_lib", None)
+    assert kernel.get_schedule() == "balanced"  # the default
+    kernel.set_schedule("rows")
     assert kernel.get_schedule() == "rows"
-    kernel.set_schedule("balanced")
-    assert kernel.get_schedule() == "balanced"
     with pytest.raises(KernelArgumentError, match="schedule must be one of rows, balanced"):
         kernel.set_schedule("fast")
-    kernel.set_schedule("rows")
-    monkeypatch.setattr(kernel, "_lib", None)
-    monkeypatch.setenv(kernel.SCHEDULE_ENV, "balanced")
+    monkeypatch.setattr(kernel, "_lib", None)  # a reload sets the default again
     assert kernel.get_schedule() == "balanced"
-    kernel.set_schedule("rows")
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setenv(kernel.SCHEDULE_ENV, "rows")
+    assert kernel.get_schedule() == "rows"
+    kernel.set_schedule(kernel.DEFAULT_SCHEDULE)
     monkeypatch.setattr(kernel, "_lib", None)
     monkeypatch.setenv(kernel.SCHEDULE_ENV, "nope")
     with pytest.raises(KernelArgumentError, match="SPANATTN_KERNEL_SCHEDULE='nope'"):

@@ -35,7 +35,7 @@ def schedule(request):
     """Every test runs under both work schedules (cuda/span_schedule.h)."""
     kernel.set_schedule(request.param)
     yield request.param
-    kernel.set_schedule("rows")
+    kernel.set_schedule(kernel.DEFAULT_SCHEDULE)
 
 
 HEADS = [(1, 1), (4, 4), (8, 2), (32, 8), (28, 4), (12, 1), (16, 1), (6, 3), (40, 8), (64, 4)]
