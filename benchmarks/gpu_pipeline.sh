@@ -19,7 +19,8 @@
 #           (dense vs sparse, --throughput) and the same with --continuous
 #   dense   the --mask dense baseline for DENSE_MINUTES, then eval
 #   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES (or LONG_ARGS=
-#           "--max-steps N"), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
+#           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
+#           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
 #           once per LONG_EVAL_VARIANTS ("eager compiled"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
 #           a machine is not reliably still warm for a second call, and the checkpoint stays
@@ -204,6 +205,9 @@ if has long-train; then
     LT_SETS=(--set model.path=.ferry/long/checkpoint --set model.config=null --set model.tokenizer=auto)
   fi
   step "train arith-long${LT_SETS:+ from .ferry/long/checkpoint}"
+  # the run stops itself LONG_MARGIN_S (45) before the time box, with its final validation and
+  # a checkpoint of the step it is on, instead of losing the steps since its last checkpoint
+  LT_SETS+=(--set train.time_limit_s=$(( ${BENCH_S:-570} - ${LONG_MARGIN_S:-45} )))
   bench long --stage main --name long --config configs/train/arith-long.yaml --data $LT_DATA "${LT_SETS[@]}" \
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
   # the checkpoint comes back in parts, should this machine go before the eval; not by default

@@ -26,6 +26,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,8 +69,15 @@ def train(run: Path, data: str, sets: list[str], log, config: str = CONFIG) -> d
     log(" ".join(cmd))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python"), "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+    # a time box (`timeout`) or a scheduler's SIGTERM: the run checkpoints the step it is on and
+    # stops; pass the signal on and wait for its result instead of dying before writing ours
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    try:
+        stdout, _ = proc.communicate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    lines = [line for line in stdout.splitlines() if line.strip()]
     result = json.loads(lines[-1]) if lines else {"status": "error", "error": {"message": f"no output (exit {proc.returncode})"}}
     result["wall_s"] = time.time() - t0
     result["command"] = " ".join(cmd)

@@ -12,7 +12,7 @@ import { basename, extname, join, resolve } from "node:path";
 import { Command } from "commander";
 import { z } from "zod";
 import { loadOptions } from "../lib/config.js";
-import { SpanattnError, UsageError } from "../lib/errors.js";
+import { InterruptedError, SpanattnError, UsageError } from "../lib/errors.js";
 import { createReporter, printResult, table } from "../lib/output.js";
 import { projectRoot } from "../lib/paths.js";
 import { runPython } from "../lib/python.js";
@@ -69,6 +69,7 @@ const TrainSectionSchema = z
     cpu_threads: int(),
     long_records: z.enum(["error", "skip"]),
     peak_tflops: num().positive().nullable(),
+    time_limit_s: num().positive().nullable(),
   })
   .partial()
   .strict();
@@ -126,7 +127,7 @@ export type TrainOptions = z.infer<typeof trainOptionsSchema>;
 
 export const TrainResultSchema = z
   .object({
-    status: z.enum(["ok", "nan", "error"]),
+    status: z.enum(["ok", "nan", "error", "interrupted"]),
     run_dir: z.string(),
     message: z.string().nullable().optional(),
     error: z.object({ kind: z.string(), message: z.string(), hint: z.string().nullable().optional() }).optional(),
@@ -137,6 +138,7 @@ export const TrainResultSchema = z
     test: z.record(z.string(), z.unknown()).optional(),
     checkpoint: z.string().nullable().optional(),
     best: z.object({ step: z.number(), metric: z.string(), value: z.number(), checkpoint: z.string() }).nullable().optional(),
+    stopped: z.enum(["signal", "time_limit"]).nullable().optional(),
     tokens_per_s: z.number().nullable().optional(),
     mfu: z.number().nullable().optional(),
     train_s: z.number().optional(),
@@ -145,7 +147,7 @@ export const TrainResultSchema = z
   .passthrough();
 export type TrainResult = z.infer<typeof TrainResultSchema>;
 
-const FLAG_PATHS: Record<string, string> = { maxSteps: "train.max_steps", mask: "train.mask", model: "model.path", seed: "seed" };
+const FLAG_PATHS: Record<string, string> = { maxSteps: "train.max_steps", timeLimit: "train.time_limit_s", mask: "train.mask", model: "model.path", seed: "seed" };
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -197,6 +199,7 @@ export function renderTrainResult(r: TrainResult): string {
     ["tokens/s", r.tokens_per_s ? Math.round(r.tokens_per_s).toLocaleString("en-US") : "-"],
     ["MFU", r.mfu != null ? `${(100 * r.mfu).toFixed(1)}%` : "- (no known GPU peak)"],
     ["checkpoint", r.checkpoint ?? "-"],
+    ...(r.stopped && r.message ? [["stopped early", r.message] as [string, string]] : []),
     ...(r.best ? [["best checkpoint", `${r.best.checkpoint} (${r.best.metric} ${fmt(r.best.value)} at step ${r.best.step})`] as [string, string]] : []),
   ];
   return table(["", ""], rows).split("\n").slice(2).join("\n");
@@ -240,6 +243,8 @@ export async function runTrain(opts: TrainOptions, configPath: string | undefine
     const e = result.error!;
     throw new SpanattnError(e.message, e.hint ?? undefined, e.kind === "config" ? 2 : 1);
   }
+  // stopped by a signal sent to the Python child itself (one sent to us is an InterruptedError above)
+  if (result.status === "interrupted") throw new InterruptedError(result.message ?? "training interrupted");
   if (result.status === "nan") throw new SpanattnError(result.message ?? "the loss became NaN", "lower train.lr or raise train.warmup_steps, then --resume or start over", 1);
   return result;
 }
@@ -251,6 +256,7 @@ export function trainCommand(): Command {
     .option("--data <dir>", "dataset folder from `spanattn gen-data`")
     .option("--out <dir>", "run folder (default runs/<config>-<time>)")
     .option("--max-steps <n>", "training steps (train.max_steps)", (v) => Number(v))
+    .option("--time-limit <seconds>", "stop after this much wall time, with a final validation and checkpoint (train.time_limit_s)", (v) => Number(v))
     .option("--mask <mode>", "mixed | sparse | dense (train.mask)")
     .option("--model <dir>", "HF causal-LM folder to fine-tune (model.path)")
     .option("--seed <n>", "seed", (v) => Number(v))
@@ -265,7 +271,7 @@ export function trainCommand(): Command {
       "\nExamples:\n  $ spanattn gen-data arith --ops 1-3 --n 4000 --out datasets/arith-tiny\n  $ spanattn train --config configs/train/arith-tiny.yaml --data datasets/arith-tiny --out runs/arith-tiny\n  $ spanattn train --out runs/arith-tiny --resume\n  $ spanattn train --config configs/train/arith-small.yaml --data datasets/arith-default --nproc 8\n",
     )
     .action(async (flags) => {
-      const training = ["config", "set", "data", "maxSteps", "mask", "model", "seed", "force"].some((k) => flags[k] !== undefined);
+      const training = ["config", "set", "data", "maxSteps", "timeLimit", "mask", "model", "seed", "force"].some((k) => flags[k] !== undefined);
       const opts = loadOptions({ schema: trainOptionsSchema, flags: flags.resume ? { out: flags.out, resume: true, nproc: flags.nproc, python: flags.python, json: flags.json } : flags, flagPaths: FLAG_PATHS, configPath: flags.resume ? undefined : flags.config, overrides: flags.resume ? undefined : flags.set });
       const result = await runTrain(opts, flags.config, Boolean(flags.resume) && training);
       printResult(result, opts.json, () => renderTrainResult(result));

@@ -137,7 +137,13 @@ export async function runPython<R extends z.ZodType>(opts: RunPythonOptions<R>):
   try {
     await Promise.all([readLines(child.stdout, onStdout), readLines(child.stderr, onStderr)]);
     const done = await child;
-    if (interruptedBy) throw new InterruptedError(`interrupted (${interruptedBy}); the Python child exited${done.exitCode != null ? ` with code ${done.exitCode}` : ""}`);
+    if (interruptedBy) {
+      // a child that stopped cleanly says what it kept (train: the checkpoint to --resume from)
+      const said = lastLine ? (safeJson(lastLine) as { message?: unknown } | undefined)?.message : undefined;
+      throw new InterruptedError(
+        typeof said === "string" ? `interrupted (${interruptedBy}): ${said}` : `interrupted (${interruptedBy}); the Python child exited${done.exitCode != null ? ` with code ${done.exitCode}` : ""}`,
+      );
+    }
     const cmd = `${file} ${args.slice(0, 2).join(" ")}`;
     if (done.exitCode !== 0) {
       // An expected failure: the child's last line says what was wrong (ExpectedFailure).

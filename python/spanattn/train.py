@@ -5,7 +5,9 @@ tokens, the directive tokens are targets, and each attention layer sees the exac
 mask of DESIGN §1 (``--mask mixed`` trains each step under the sparse or the dense mask at
 random, so one set of weights decodes both ways). AdamW, warmup + cosine, clipping, bf16
 autocast on GPU, gradient accumulation, packing, DDP through torchrun (rank 0 writes),
-HF-format checkpoints, exact ``--resume``.
+HF-format checkpoints, exact ``--resume``. A stop request (SIGTERM, a first Ctrl-C, or
+``train.time_limit_s``) ends the run after the current step with a checkpoint of that step;
+a second Ctrl-C stops at once.
 
 Bridge contract: human logs on stderr, JSON-lines events on stdout, the last stdout line one
 JSON result object. Tiny CPU example (a dataset from ``spanattn gen-data arith``):
@@ -21,7 +23,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -34,6 +38,44 @@ from . import batches, checkpoint, data, greedy, masks, spans
 from . import model as models
 from . import tokenizer as tokenizers
 from .train_config import ConfigError, TrainConfig, load_config
+
+
+class StopRequest:
+    """SIGTERM or a first SIGINT asks the loop to stop after the current step and checkpoint it
+    (a scheduler's time limit, `timeout`, the CLI forwarding Ctrl-C); a second SIGINT raises
+    KeyboardInterrupt at once. Handlers are installed only in the main thread."""
+
+    NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._saved: dict = {}
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.signal == signal.SIGINT:
+            raise KeyboardInterrupt
+        if signum == signal.SIGTERM and self.signal is not None:
+            return  # already stopping (a time box signals the whole process group, a parent may pass it on)
+        if self.signal is None or signum == signal.SIGINT:
+            self.signal = signum
+        sys.stderr.write(f"{self.NAMES[signum]}: stopping after this step and saving a checkpoint"
+                         + (" (Ctrl-C again to stop now, losing the steps since the last checkpoint)\n"
+                            if signum == signal.SIGINT else "\n"))
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.NAMES:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signal) if self.signal is not None else 0
 
 
 class TrainError(Exception):
@@ -245,12 +287,22 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
     device = dist.device
     out = Output(run_dir, dist.main)
     try:
-        return _run(cfg, run_dir, resume, dist, out, started)
+        with StopRequest() as stop:
+            return _run(cfg, run_dir, resume, dist, out, started, stop)
     finally:
         dist.close()
 
 
-def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output, started: float) -> dict:
+def _resume_view(cfg: dict) -> dict:
+    """What --resume must find unchanged: all of the config but train.time_limit_s, which
+    bounds one process (a resumed run may get a new one)."""
+    train_section = {k: v for k, v in (cfg.get("train") or {}).items() if k != "time_limit_s"}
+    return {**cfg, "train": train_section}
+
+
+def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output, started: float,
+         stop: StopRequest | None = None) -> dict:
+    stop = stop or StopRequest()
     device = dist.device
     run_dir.mkdir(parents=True, exist_ok=True)
     t = cfg.train
@@ -262,7 +314,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
             raise TrainError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}", "start without --resume")
         resume_from = found[1]
         saved = json.loads((resume_from / "spanattn.json").read_text())["train_config"]
-        diff = data.grammar_differences(saved, cfg.to_dict())
+        diff = data.grammar_differences(_resume_view(saved), _resume_view(cfg.to_dict()))
         if diff:
             raise TrainError(f"--resume: the config differs from the one the run started with: {'; '.join(diff[:3])}",
                              "resume with the run's own config (runs/<id>/config.json)")
@@ -379,6 +431,11 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     window = {"t": 0.0, "tokens": 0, "flops": 0.0, "steps": 0}
     step = start_step
     status, message = "ok", None
+    stopped: str | None = None  # "signal" | "time_limit": a stop request ended the loop early
+
+    def stop_wanted() -> bool:
+        return stop.signal is not None or (t.time_limit_s is not None and time.time() - started >= t.time_limit_s)
+
     model.train()
     def step_batches(s: int):
         """(targets in the global batch, tokens, causal pairs, this rank's micro-batches) of step s."""
@@ -416,9 +473,14 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
                 raise TrainError(f"out of GPU memory at step {step + 1} with train.micro_batch_size {mb}",
                                  f"try --set train.micro_batch_size={max(1, mb // 2)} --set train.grad_accum={t.grad_accum * 2} "
                                  "(same global batch)" if mb > 1 else "use a smaller model or train.seq_len", kind="oom") from None
+            # a stop request on any rank stops every rank after this same step
+            stop_t = torch.tensor(float(stop_wanted()), dtype=torch.float64, device=device)
             if dist.world > 1:
-                torch.distributed.all_reduce(loss_acc)
-            loss_sum, grad_norm = torch.stack([loss_acc, grad_norm_t.to(device, torch.float64)]).tolist()  # one sync a step
+                both = torch.stack([loss_acc, stop_t])
+                torch.distributed.all_reduce(both)
+                loss_acc, stop_t = both[0], both[1]
+            loss_sum, grad_norm, stop_any = torch.stack(
+                [loss_acc, grad_norm_t.to(device, torch.float64), stop_t]).tolist()  # one sync a step
             step_loss = loss_sum / step_targets
             if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
                 optimizer.zero_grad(set_to_none=True)
@@ -464,10 +526,32 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
                     save(step)
                 dist.barrier()
                 t_prev = time.time()
+            if stop_any > 0 and step < t.max_steps:
+                stopped = "signal" if stop.signal is not None or t.time_limit_s is None \
+                    or time.time() - started < t.time_limit_s else "time_limit"
+                break
     finally:
         prefetch.close()
 
-    final_ckpt = None
+    if stopped == "time_limit":
+        message = (f"stopped by train.time_limit_s ({t.time_limit_s:g} s) at step {step} of {t.max_steps}; "
+                   "--resume continues the same run")
+        out.log(message)
+    elif stopped == "signal":
+        # checkpoint this step (unless the loop just did) and stop: no final validation
+        status = "interrupted"
+        latest = checkpoint.latest_checkpoint(run_dir)
+        if dist.main and step > start_step and (latest is None or latest[0] != step):
+            save(step)
+        dist.barrier()
+        latest = checkpoint.latest_checkpoint(run_dir)
+        what = StopRequest.NAMES.get(stop.signal, "a stop request on another rank")
+        message = (f"stopped by {what} at step {step} of {t.max_steps}; "
+                   + (f"checkpoint {latest[1]} (continue with --resume)" if latest else "no checkpoint was written"))
+        out.log(message)
+
+    final_ckpt = checkpoint.latest_checkpoint(run_dir)[1] if stopped == "signal" and \
+        checkpoint.latest_checkpoint(run_dir) else None
     test: dict = {}
     if status == "ok":
         if dist.main:
@@ -490,7 +574,8 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
         "trainable_params": n_trainable, "tokens_seen": tokens_seen, "train_s": train_s, "elapsed_s": elapsed,
         "tokens_per_s": tps_all, "device": str(device), "world_size": dist.world, "attention": impl, "mask": t.mask,
         "skipped_long_records": skipped, "resumed_from": str(resume_from) if resume_from else None,
-        "best": best,
+        "best": best, "stopped": stopped,
+        "signal": StopRequest.NAMES.get(stop.signal) if stopped == "signal" else None,
     }
     result["mfu"] = run_mfu(model_config, n_params, train_enc, tps_all, peak, dist.world) \
         if model_config is not None and tps_all and peak else None
@@ -615,7 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
     ok = result["status"] == "ok"
-    return 0 if ok or (args.bridge and int(os.environ.get("WORLD_SIZE", "1")) == 1) else 1
+    if args.bridge and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0
+    if result["status"] == "interrupted":  # as a shell reports the signal: 130 SIGINT, 143 SIGTERM
+        return 128 + int(getattr(signal, result.get("signal") or "SIGINT", signal.SIGINT))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

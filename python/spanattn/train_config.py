@@ -65,6 +65,9 @@ class TrainSection:
     cpu_threads: int = 0  # torch threads per process on CPU; 0: the cores divided among processes
     long_records: str = "error"  # a record longer than seq_len: error | skip
     peak_tflops: float | None = None  # for MFU when the GPU is not in the built-in table
+    # stop after this many seconds of wall time since the run started (loading and compiling
+    # included), with the final validation and checkpoint; --resume continues the run
+    time_limit_s: float | None = None
 
 
 @dataclass
@@ -120,7 +123,7 @@ CHOICES = {
     "checkpoint.best_metric": ("val_loss", "val_loss_sparse", "val_loss_dense", "exact_match_sparse",
                                "exact_match_dense"),
 }
-POSITIVE = {"train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.seq_len", "lora.r",
+POSITIVE = {"train.max_steps", "train.time_limit_s", "train.micro_batch_size", "train.grad_accum", "train.seq_len", "lora.r",
             "val.decode_batch_size", "log.every", "checkpoint.keep_last", "model.bpe_vocab_size"}
 
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { TrainResultSchema, trainOptionsSchema } from "../../cli/commands/train.js";
 import { venvPython } from "../../cli/lib/paths.js";
-import { cli, repoRoot, tempDir } from "../helpers.js";
+import { cli, cliPath, repoRoot, tempDir } from "../helpers.js";
 
 const python = process.env.SPANATTN_PYTHON ?? venvPython;
 const configDir = join(repoRoot, "configs", "train");
@@ -91,6 +91,32 @@ describe("spanattn train (runs Python)", () => {
     const resumed = await cli(["train", "--out", out, "--resume", "--json"], { timeout: 300_000 });
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "ok", steps: 6 });
+  }, 600_000);
+
+  it("--time-limit stops with a final validation and checkpoint; SIGTERM to the CLI checkpoints the current step", async () => {
+    const out = join(tempDir(), "limited");
+    const r = await cli(["train", "--config", "configs/train/arith-tiny.yaml", "--data", data, "--out", out, "--max-steps", "50", "--time-limit", "0.001", "--json"], { timeout: 300_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = TrainResultSchema.parse(JSON.parse(r.stdout));
+    expect(result).toMatchObject({ status: "ok", stopped: "time_limit", steps: 1, max_steps: 50 });
+    expect(result.message).toMatch(/stopped by train\.time_limit_s \(0\.001 s\) at step 1 of 50/);
+    expect(result.checkpoint).toMatch(/step-000001$/);
+
+    // the whole CLI, signalled as a time box would: it forwards SIGTERM, the run saves its step
+    const termed = join(tempDir(), "termed");
+    const child = execa(process.execPath, [cliPath, "train", "--config", "configs/train/arith-tiny.yaml", "--data", data, "--out", termed, "--max-steps", "400", "--set", "log.every=1"], { reject: false, cwd: repoRoot, env: { CI: "true" }, timeout: 300_000 });
+    const metrics = join(termed, "metrics.jsonl");
+    const steps = () => (existsSync(metrics) ? readFileSync(metrics, "utf8").trim().split("\n").filter(Boolean).length : 0);
+    for (let i = 0; i < 600 && steps() < 3; i++) await new Promise((res) => setTimeout(res, 200));
+    expect(steps()).toBeGreaterThanOrEqual(3);
+    child.kill("SIGTERM");
+    const done = await child;
+    expect(done.exitCode).toBe(130);
+    const stderr = String(done.stderr);
+    const m = stderr.match(/interrupted \(SIGTERM\): stopped by SIGTERM at step (\d+) of 400; checkpoint (\S+) \(continue with --resume\)/);
+    expect(m, stderr).not.toBeNull();
+    expect(m![2]).toMatch(new RegExp(`step-${m![1].padStart(6, "0")}$`));
+    expect(existsSync(join(m![2], "trainer_state.pt"))).toBe(true);
   }, 600_000);
 
   it("names the first bad line of a dataset that breaks the schema (exit 1)", async () => {

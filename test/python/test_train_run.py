@@ -129,6 +129,52 @@ def test_killed_run_resumes_to_the_same_loss_curve(dataset, tmp_path):
     assert [p.name for _, p in checkpoint.list_checkpoints(tmp_path / "killed")] == ["step-000016", "step-000024"]
 
 
+def test_sigterm_checkpoints_the_current_step_and_resume_continues_the_curve(dataset, tmp_path):
+    """A time box or scheduler (SIGTERM) costs no steps: the run saves the step it is on, says
+    so, exits 143, and --resume goes on to the same loss curve as an uninterrupted run."""
+    cfg = tiny_config(dataset, train={"max_steps": 24}, checkpoint={"every": 8, "keep_last": 3})
+    assert train.run(load_config(cfg), tmp_path / "full")["status"] == "ok"
+
+    proc = run_subprocess(cfg, tmp_path / "termed")
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event.get("event") == "step" and event["step"] == 11:  # between checkpoints 8 and 16
+            proc.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    stopped_at = result["steps"]
+    assert result["status"] == "interrupted" and result["stopped"] == "signal" and result["signal"] == "SIGTERM"
+    assert 11 <= stopped_at < 24 and stopped_at != 16
+    assert result["checkpoint"].endswith(f"step-{stopped_at:06d}")
+    assert f"stopped by SIGTERM at step {stopped_at} of 24" in stderr and "continue with --resume" in stderr
+    assert "Traceback" not in stderr
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "termed")][-1] == stopped_at
+
+    resumed = finish(run_subprocess(cfg, tmp_path / "termed", "--resume"))
+    assert resumed["status"] == "ok" and resumed["resumed_from"].endswith(f"step-{stopped_at:06d}")
+    a, b = losses(tmp_path / "full"), losses(tmp_path / "termed")
+    assert sorted(a) == sorted(b) == list(range(1, 25))
+    assert [a[s] for s in a] == [b[s] for s in a]
+
+
+def test_time_limit_stops_with_a_final_validation_and_checkpoint(dataset, tmp_path):
+    cfg = tiny_config(dataset, train={"max_steps": 24, "time_limit_s": 0.001})  # passed before step 1 ends
+    result = train.run(load_config(cfg), tmp_path / "run")
+    assert result["status"] == "ok" and result["stopped"] == "time_limit" and result["steps"] == 1
+    assert "stopped by train.time_limit_s (0.001 s) at step 1 of 24" in result["message"]
+    assert "val_loss_sparse" in result["val"]  # the final validation ran
+    assert result["checkpoint"].endswith("step-000001")
+    cfg["train"]["time_limit_s"] = None  # resume without the limit: the rest of the same run
+    resumed = train.run(load_config(cfg), tmp_path / "run", resume=True)
+    assert resumed["status"] == "ok" and resumed["steps"] == 24 and resumed["stopped"] is None
+    full = tiny_config(dataset, train={"max_steps": 24})
+    train.run(load_config(full), tmp_path / "full")
+    a, b = losses(tmp_path / "full"), losses(tmp_path / "run")
+    assert [a[s] for s in sorted(a)] == [b[s] for s in sorted(a)]
+
+
 def test_two_processes_equal_one_with_the_same_global_batch(dataset, tmp_path):
     one = tiny_config(dataset, train={"max_steps": 6, "micro_batch_size": 2, "grad_accum": 2})
     two = tiny_config(dataset, train={"max_steps": 6, "micro_batch_size": 2, "grad_accum": 1})
