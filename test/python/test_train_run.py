@@ -187,6 +187,24 @@ def test_two_processes_equal_one_with_the_same_global_batch(dataset, tmp_path):
         assert a[s] == pytest.approx(b[s], rel=1e-5, abs=1e-6), (s, a[s], b[s])
 
 
+def test_sigterm_stops_every_rank_at_the_same_step(dataset, tmp_path):
+    """Under torchrun a stop request reaches the ranks at different moments; the flag travels
+    with the step's all-reduce, so all ranks stop after the same step and rank 0 saves it
+    (no rank left waiting in a collective). torchrun itself exits 1 with its own traceback."""
+    cfg = tiny_config(dataset, train={"max_steps": 400, "micro_batch_size": 2}, val={"exact_match_samples": 0})
+    proc = run_subprocess(cfg, tmp_path / "ddp", nproc=2, start_new_session=True)
+    metrics = tmp_path / "ddp" / "metrics.jsonl"
+    for line in proc.stdout:
+        if json.loads(line).get("event") == "step" and metrics.exists():
+            break
+    os.killpg(proc.pid, signal.SIGTERM)  # every process of the group, as a time box does
+    stdout, stderr = proc.communicate(timeout=120)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["status"] == "interrupted" and result["world_size"] == 2, stderr[-3000:]
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "ddp")] == [result["steps"]]
+    assert 0 < result["steps"] < 400
+
+
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(dataset, tmp_path):
     # lr 1e30 blows the weights up after the first update; the step-2 loss is not finite.
     cfg = tiny_config(dataset, train={"max_steps": 10, "lr": 1e30, "warmup_steps": 0}, checkpoint={"every": 1})
