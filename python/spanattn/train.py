@@ -73,10 +73,6 @@ class StopRequest:
             signal.signal(sig, handler)
         return False
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + int(self.signal) if self.signal is not None else 0
-
 
 class TrainError(Exception):
     def __init__(self, message: str, hint: str | None = None, kind: str = "error"):
@@ -533,6 +529,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     finally:
         prefetch.close()
 
+    final_ckpt = None
     if stopped == "time_limit":
         message = (f"stopped by train.time_limit_s ({t.time_limit_s:g} s) at step {step} of {t.max_steps}; "
                    "--resume continues the same run")
@@ -545,13 +542,12 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
             save(step)
         dist.barrier()
         latest = checkpoint.latest_checkpoint(run_dir)
+        final_ckpt = latest[1] if latest else None
         what = StopRequest.NAMES.get(stop.signal, "a stop request on another rank")
         message = (f"stopped by {what} at step {step} of {t.max_steps}; "
-                   + (f"checkpoint {latest[1]} (continue with --resume)" if latest else "no checkpoint was written"))
+                   + (f"checkpoint {final_ckpt} (continue with --resume)" if final_ckpt else "no checkpoint was written"))
         out.log(message)
 
-    final_ckpt = checkpoint.latest_checkpoint(run_dir)[1] if stopped == "signal" and \
-        checkpoint.latest_checkpoint(run_dir) else None
     test: dict = {}
     if status == "ok":
         if dist.main:
