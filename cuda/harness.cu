@@ -263,7 +263,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--small")) small = true;
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--balanced") || !strcmp(argv[i], "--rows")) {  // work schedule (span_schedule.h)
-      if (spanattn_set_schedule(argv[i][2] == 'b' ? 1 : 0) != SPANATTN_OK) return 2;
+      if (spanattn_set_schedule(strcmp(argv[i], "--balanced") == 0 ? 1 : 0) != SPANATTN_OK) return 2;
     } else {
       fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced]\n");
       return 2;

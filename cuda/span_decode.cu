@@ -18,10 +18,10 @@
 // Partial results are merged in shared memory at the end of a block, and splits by
 // span_decode_combine_kernel (skipped when S == 1).
 // That is the rows schedule (spanattn_set_schedule(0)). The balanced schedule (the default,
-// spanattn_set_schedule(1), cuda/span_schedule.h) runs span_plan_kernel first, which gives each sequence splits in
-// proportion to the tokens it keeps and writes a block map; the split kernel then runs on a
-// 1-D grid of S x P + P blocks that read their work from the map, and the combine kernel
-// merges each (sequence, head)'s splits. Same inner loops, same numerics.
+// spanattn_set_schedule(1), cuda/span_schedule.h) runs span_plan_kernel first, which gives
+// each sequence splits in proportion to the tokens it keeps and writes a block map; the split
+// kernel then runs on a 1-D grid of S x P + P blocks that read their work from the map, and
+// the combine kernel merges each (sequence, head)'s splits. Same inner loops, same numerics.
 #include "span_decode.h"
 #include "span_schedule.h"
 
@@ -60,7 +60,7 @@ int fail(int status, const char* fmt, ...) {
 
 int g_variant = 0;  // tuning override, 0 = automatic
 int g_num_splits = 0;
-int g_schedule = 1;  // 0 = rows, 1 = balanced (the default since session 5; span_schedule.h)
+int g_schedule = 1;  // 0 = rows, 1 = balanced (the default; span_schedule.h)
 
 struct Params {
   // balanced schedule only (NULL for the rows schedule): the plan kernel's block map

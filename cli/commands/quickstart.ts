@@ -33,7 +33,7 @@ export type QuickstartOptions = z.infer<typeof quickstartOptionsSchema>;
 export const PLANS = {
   cpu: {
     data: { config: "configs/data/arith.yaml", flags: { ops: "1-3", n: 4000 }, out: "datasets/quickstart-arith-cpu" },
-    // 1500 steps of 16 rows: ~4 minutes on 2 cores, ~35% exact match on val (2026-12-01).
+    // 1500 steps of 16 rows: ~5 minutes on 2 cores, ~35% exact match on val (347 s for the whole, 2026-12-01).
     // A slower or busier machine stops at 6 minutes, checkpointed, so the whole stays under 10.
     train: { config: "configs/train/arith-tiny.yaml", out: "runs/quickstart-cpu", set: ["train.max_steps=1500", "train.micro_batch_size=16", "val.every=500", "checkpoint.every=500", "train.time_limit_s=360"] },
     eval: { limit: 128, batch: 32, throughput: false },

@@ -42,7 +42,7 @@ DEFAULT_LIBRARY = REPO_ROOT / "cuda" / "build" / "libspanattn.so"
 LIBRARY_ENV = "SPANATTN_KERNEL_LIB"
 SCHEDULE_ENV = "SPANATTN_KERNEL_SCHEDULE"
 SCHEDULES = {"rows": 0, "balanced": 1}
-# balanced since session 5: same numerics, 1.99x vs 1.68x on the llama-8b replay (benchmarks/README.md)
+# same numerics as rows; 1.99x vs 1.68x sparse/dense on the llama-8b replay (benchmarks/README.md, "Session 5")
 DEFAULT_SCHEDULE = "balanced"
 
 # Mirrors of cuda/span_decode.h (a test checks they agree).
