@@ -21,7 +21,8 @@
 #   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
 #           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
-#           once per LONG_EVAL_VARIANTS ("eager compiled"), then --throughput --sweep-batches
+#           once per LONG_EVAL_VARIANTS ("eager compiled"; parts eager, compiled, continuous
+#           joined with +, e.g. "compiled+continuous"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
 #           a machine is not reliably still warm for a second call, and the checkpoint stays
 #           on it (long-train / long-eval are the two halves)
@@ -227,13 +228,24 @@ if has long-eval; then
     LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint .ferry/long/checkpoint)
     step "eval of the ferried checkpoint .ferry/long"
   fi
-  # the headlines first, one per LONG_EVAL_VARIANTS entry (eager: the state machine op by op;
-  # compiled: --compile-state), each result written as soon as it is done; then the sweep
+  # the headlines first, one per LONG_EVAL_VARIANTS entry, each result written as soon as it is
+  # done; then the sweep. An entry joins parts with "+": eager (the state machine op by op),
+  # compiled (--compile-state), continuous (--continuous: finished rows refilled with the next
+  # prompts); its name (less "eager") is added to EVAL_TAG in the result's file name
   for variant in ${LONG_EVAL_VARIANTS:-eager compiled}; do
-    flags=; [[ $variant == compiled ]] && flags=--compile-state
+    flags=()
+    for part in ${variant//+/ }; do
+      case $part in
+        eager) ;;
+        compiled) flags+=(--compile-state) ;;
+        continuous) flags+=(--continuous) ;;
+        *) echo "LONG_EVAL_VARIANTS: unknown part '$part' (eager, compiled, continuous)" | tee -a "$LOG"; exit 2 ;;
+      esac
+    done
+    tag=${variant//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}
     step "eval arith-long ($variant)"
-    EVAL_TAG=${variant/eager/} evaluate eval-arith-long ${LONG_EVAL_S:-240} --run $LONG_RUN "${LONG_CKPT[@]}" \
-        --data $LONG_DATA --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} $flags
+    EVAL_TAG=${EVAL_TAG:-}${EVAL_TAG:+${tag:+-}}$tag evaluate eval-arith-long ${LONG_EVAL_S:-240} --run $LONG_RUN \
+        "${LONG_CKPT[@]}" --data $LONG_DATA --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} "${flags[@]}"
   done
   if [[ "${LONG_SWEEP:-1}" != 0 ]]; then
     step eval arith-long sweep
