@@ -28,7 +28,7 @@ export type SetupOptions = z.infer<typeof setupOptionsSchema>;
 
 const requirementsPath = join(projectRoot, "python", "requirements.txt");
 const stampPath = join(venvDir, ".spanattn-setup.json");
-const IMPORTS = ["torch", "transformers", "peft", "tokenizers", "safetensors", "jsonschema", "yaml", "pytest"];
+const IMPORTS = ["torch", "transformers", "peft", "tokenizers", "safetensors", "jsonschema", "yaml", "tensorboard", "pytest"];
 
 function requirementsHash(): string {
   return createHash("sha256").update(readFileSync(requirementsPath)).digest("hex");

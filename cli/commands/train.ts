@@ -105,7 +105,7 @@ export const trainConfigSchema = z
       })
       .partial()
       .strict(),
-    log: z.object({ every: pos() }).partial().strict(),
+    log: z.object({ every: pos(), tensorboard: z.boolean() }).partial().strict(),
   })
   .partial()
   .strict();

@@ -121,11 +121,30 @@ class Dist:
 
 
 class Output:
-    """Events on stdout and logs on stderr (rank 0 only), metrics.jsonl in the run folder."""
+    """Events on stdout and logs on stderr (rank 0 only), metrics.jsonl in the run folder, and
+    with log.tensorboard the same scalars as TensorBoard events in <run>/tensorboard."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.run_dir = run_dir
         self.enabled = enabled
+        self.tensorboard = None  # a SummaryWriter once open_tensorboard ran
+
+    def open_tensorboard(self, start_step: int) -> None:
+        """Events of a resumed run's lost tail (steps after start_step) are purged, as metrics.jsonl's are."""
+        if not self.enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise TrainError(f"log.tensorboard: {e}", "pip install tensorboard (python/requirements.txt has it; "
+                             "`spanattn setup` installs it), or set log.tensorboard: false", kind="config") from None
+        self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                         purge_step=start_step + 1 if start_step else None)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def event(self, name: str, **fields) -> None:
         if self.enabled:
@@ -141,6 +160,11 @@ class Output:
         if self.enabled:
             with (self.run_dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(fields) + "\n")
+        if self.tensorboard is not None:
+            group = fields.get("split", "train")
+            for key, value in fields.items():
+                if key not in ("step", "split") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.tensorboard.add_scalar(f"{group}/{key}", value, fields["step"])
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -286,6 +310,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
         with StopRequest() as stop:
             return _run(cfg, run_dir, resume, dist, out, started, stop)
     finally:
+        out.close()
         dist.close()
 
 
@@ -367,6 +392,8 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
         (run_dir / "metrics.jsonl").unlink()
     if dist.main:
         checkpoint.write_json_atomic(run_dir / "config.resolved.json", cfg.to_dict())
+    if cfg.log.tensorboard:
+        out.open_tensorboard(start_step)
 
     raw_model = model
     fwd_model = torch.compile(model, dynamic=False) if cfg.model.compile else model

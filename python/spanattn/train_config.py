@@ -94,6 +94,7 @@ class CheckpointSection:
 @dataclass
 class LogSection:
     every: int = 10
+    tensorboard: bool = False  # also write the metrics as TensorBoard events to <run>/tensorboard
 
 
 @dataclass

@@ -359,6 +359,39 @@ def test_ctrl_c_exits_130_and_names_the_newest_checkpoint(dataset, tmp_path, cap
     assert "training interrupted" in err and "step-000008 (continue with --resume)" in err
 
 
+def test_tensorboard_events_hold_the_metrics_and_a_resume_purges_the_lost_tail(dataset, tmp_path):
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+        acc = EventAccumulator(str(run / "tensorboard"))
+        acc.Reload()
+        return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+    cfg = tiny_config(dataset, train={"max_steps": 12}, val={"every": 6, "exact_match_samples": 0},
+                      checkpoint={"every": 6}, log={"every": 1, "tensorboard": True})
+    run = tmp_path / "run"
+    assert train.run(load_config(cfg), run)["status"] == "ok"
+    loss = scalars(run, "train/loss")
+    assert [step for step, _ in loss] == list(range(1, 13))
+    assert all(abs(v - losses(run)[step]) < 1e-6 * max(1.0, abs(v)) for step, v in loss)  # stored as float32
+    assert [step for step, _ in scalars(run, "val/val_loss_sparse")] == [6, 12]
+    # as if killed after step 12 but before its checkpoint: the resume from step 6 writes steps
+    # 7-12 again, and the reader sees each step once (the first run's 7-12 are purged)
+    shutil.rmtree(checkpoint.checkpoint_dir(run, 12))
+    assert train.run(load_config(cfg), run, resume=True)["resumed_from"].endswith("step-000006")
+    assert [step for step, _ in scalars(run, "train/loss")] == list(range(1, 13))
+
+
+def test_tensorboard_without_its_package_is_a_config_error_before_training(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    r = _main_result(tiny_config(dataset, log={"tensorboard": True}), tmp_path, capsys)
+    assert r["error"]["kind"] == "config" and r["error"]["message"].startswith("log.tensorboard:")
+    assert "pip install tensorboard" in r["error"]["hint"]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_keep_best_keeps_the_weights_of_the_best_validation(dataset, tmp_path, monkeypatch):
     """checkpoint.keep_best: checkpoints/best holds the model as it was at the validation with
     the lowest val_loss (scripted here, so the best is not the last), survives keep_last
