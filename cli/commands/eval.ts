@@ -38,6 +38,7 @@ export const evalRunOptionsSchema = z
     modes: z.enum(["dense,sparse", "dense", "sparse"]).default("dense,sparse"),
     throughput: z.boolean().default(false),
     sweepBatches: csvInts.default([1, 8, 32, 128]),
+    sweepLengths: csvInts.default([32, 128, 512, 2048]),
     hfLimit: z.number().int().nonnegative().optional(),
     replay: z.boolean().default(false),
     shape: z.enum(["llama-1b", "llama-8b", "llama-long", "tiny"]).default("llama-8b"),
@@ -125,7 +126,7 @@ export async function runEval(opts: EvalRunOptions) {
     if (opts.checkpoint) args.push("--checkpoint", opts.checkpoint);
     if (opts.maxNewTokens) args.push("--max-new-tokens", String(opts.maxNewTokens));
     if (opts.limit) args.push("--limit", String(opts.limit));
-    if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","));
+    if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","), "--sweep-lengths", opts.sweepLengths.join(","));
     if (opts.throughput && opts.hfLimit !== undefined) args.push("--hf-limit", String(opts.hfLimit));
     if (opts.continuous) args.push("--continuous");
     args.push(...engineFlags(opts));
@@ -151,6 +152,7 @@ export function evalRunCommand(): Command {
     .option("--modes <list>", "dense,sparse (default), dense or sparse")
     .option("--throughput", "add a sweep over batch sizes and a transformers generate baseline")
     .option("--sweep-batches <list>", "batch sizes of the sweep (default: 1,8,32,128)")
+    .option("--sweep-lengths <list>", "generation lengths of the sweep, at --batch (default: 32,128,512,2048; those below --max-new-tokens)")
     .option("--hf-limit <n>", "records for the transformers generate baseline of --throughput (default: all; 0 skips it)", Number)
     .option("--replay", "random-weight model of --shape driven through the dataset's spans")
     .option("--shape <name>", "replay shape: llama-1b, llama-8b (default), llama-long (the arith-long model) or tiny")

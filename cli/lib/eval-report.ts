@@ -58,6 +58,7 @@ export const EvalResultSchema = z
     modes: z.record(z.string(), ModeStatsSchema),
     speedup: maybe.optional(),
     sweep: z.array(z.object({ batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
+    length_sweep: z.array(z.object({ max_new_tokens: num, batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
     hf_generate: z.object({ tokens_per_second: num, generated_tokens: num, seconds: num, engine_dense_ratio: num.optional() }).passthrough().optional(),
     out: z.string(),
   })
@@ -95,6 +96,8 @@ export function evalTable(r: EvalResult): string {
   let out = table(["", ...modes], rows);
   if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""}, ${r.attention} attention)`;
   if (r.sweep?.length) out += "\n\n" + table(["batch", "dense tok/s", "sparse tok/s", "speed-up"], r.sweep.map((s) => [String(s.batch), f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`]));
+  if (r.length_sweep?.length)
+    out += "\n\n" + table([`new tokens (batch ${r.length_sweep[0].batch})`, "dense tok/s", "sparse tok/s", "speed-up", "attended"], r.length_sweep.map((s) => [`<= ${s.max_new_tokens}`, f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`, f(s.sparse.attended_fraction, 3)]));
   if (r.hf_generate) out += `\n\ntransformers generate (static cache): ${f(r.hf_generate.tokens_per_second, 0)} tok/s; engine dense / HF: ${f(r.hf_generate.engine_dense_ratio, 2)}x`;
   if (r.skipped_records) out += `\n\nskipped ${r.skipped_records} records whose prompt + ${r.max_new_tokens} new tokens exceeds the model's positions`;
   if (r.note) out += `\n\nnote: ${r.note}`;
@@ -120,6 +123,11 @@ export function evalReport(r: EvalResult): string {
   if (r.sweep?.length) {
     charts.push(lineChart({ title: "Speed-up vs batch", xLabel: "batch", yLabel: "sparse / dense tokens/s", logX: true, series: [{ name: "speed-up", points: r.sweep.map((s) => [s.batch, s.speedup]) }] }));
     charts.push(lineChart({ title: "Tokens/s vs batch", xLabel: "batch", yLabel: "tokens/s", logX: true, series: (["dense", "sparse"] as const).map((m) => ({ name: m, points: r.sweep!.map((s) => [s.batch, s[m].tokens_per_second] as [number, number]) })) }));
+  }
+  if (r.length_sweep?.length) {
+    const points = r.length_sweep.map((s) => ({ n: s.max_new_tokens, dense: s.dense.tokens_per_second, sparse: s.sparse.tokens_per_second }));
+    charts.push(lineChart({ title: "Tokens/s vs generation length (longer answers, longer contexts)", xLabel: "new tokens per answer, at most", yLabel: "tokens/s", logX: true, series: (["dense", "sparse"] as const).map((m) => ({ name: m, points: points.map((p) => [p.n, p[m]] as [number, number]) })) }));
+    charts.push(lineChart({ title: "Speed-up vs generation length", xLabel: "new tokens per answer, at most", yLabel: "sparse / dense tokens/s", logX: true, series: [{ name: "speed-up", points: points.map((p) => [p.n, p.sparse / p.dense] as [number, number]) }] }));
   }
   const perStep = modes.filter((m) => r.modes[m].attended_per_step?.length);
   if (perStep.length) charts.push(lineChart({ title: "Attended fraction per decode step", xLabel: "step", yLabel: "kept keys / all keys", series: perStep.map((m) => ({ name: m, points: r.modes[m].attended_per_step!.map((v, i) => [i + 1, v] as [number, number]) })) }));

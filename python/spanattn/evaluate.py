@@ -391,6 +391,23 @@ def evaluate(args) -> dict:
             save_partial(getattr(args, "out", None), {**result, "sweep": sweep})
             del eng
         result["sweep"] = sweep
+        # generation length: the same engine (batch, graph) and prompts, answers cut at each
+        # length; the longer the answers, the longer the contexts the decode steps read
+        lengths = sorted({n for n in getattr(args, "sweep_lengths", []) if 0 < n < max_new})
+        sub = prompts[: min(len(prompts), 2 * engine.B)]
+        length_sweep = []
+        for n in lengths:
+            row = {"max_new_tokens": n, "batch": engine.B, "records": len(sub)}
+            for mode in ("dense", "sparse"):
+                _, st = run_mode(engine, sub, engine.B, n, mode, label=f"sweep length {n} {mode}")
+                row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95",
+                                                "attended_fraction", "generated_tokens")}
+            row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
+            length_sweep.append(row)
+            log(f"sweep length {n}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
+                f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+            save_partial(getattr(args, "out", None), {**result, "length_sweep": length_sweep})
+        result["length_sweep"] = length_sweep
         n_hf = len(prompts) if args.hf_limit is None else min(args.hf_limit, len(prompts))
         if n_hf > 0:
             sub = prompts[:n_hf]
@@ -421,6 +438,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", default="dense,sparse")
     p.add_argument("--throughput", action="store_true")
     p.add_argument("--sweep-batches", default="1,8,32,128")
+    p.add_argument("--sweep-lengths", default="32,128,512,2048",
+                   help="--throughput: generation lengths to cut the answers at, at --batch (those below --max-new-tokens)")
     p.add_argument("--hf-limit", type=int, help="records for the transformers generate baseline (default: all; 0: skip)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
@@ -435,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     args.sweep_batches = [int(b) for b in args.sweep_batches.split(",") if b]
+    args.sweep_lengths = [int(n) for n in args.sweep_lengths.split(",") if n]
     finish(lambda: evaluate(args), args.out, kind="eval")
 
 

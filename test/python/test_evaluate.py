@@ -19,7 +19,7 @@ def dataset(tmp_path_factory):
 
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
-                throughput=False, sweep_batches=[1, 2], device="cpu", allow_reference=False, no_graph=False,
+                throughput=False, sweep_batches=[1, 2], sweep_lengths=[], device="cpu", allow_reference=False, no_graph=False,
                 continuous=False, hf_limit=None, compile_state=False, compile_decode=False)
     base.update(kw)
     return argparse.Namespace(**base)
@@ -91,8 +91,15 @@ def test_throughput_adds_a_batch_sweep_and_the_hf_baseline(tmp_path, dataset):
 
     save_run(tmp_path / "run", load_dataset(dataset).records("train"))
     r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), throughput=True,
-                               limit=4, max_new_tokens=8))
+                               limit=4, max_new_tokens=8, sweep_lengths=[2, 4, 8, 64]))
     assert [s["batch"] for s in r["sweep"]] == [1, 2]
+    # generation lengths below --max-new-tokens, at the eval's batch, both modes on the same prompts
+    assert [s["max_new_tokens"] for s in r["length_sweep"]] == [2, 4]
+    for s in r["length_sweep"]:
+        assert s["batch"] == 4 and s["records"] == 4
+        for mode in ("dense", "sparse"):
+            assert 0 < s[mode]["generated_tokens"] <= 4 * s["max_new_tokens"]
+        assert s["speedup"] == pytest.approx(s["sparse"]["tokens_per_second"] / s["dense"]["tokens_per_second"])
     assert r["hf_generate"]["tokens_per_second"] > 0 and "engine_dense_ratio" in r["hf_generate"]
     assert r["hf_generate"]["records"] == 4
 
