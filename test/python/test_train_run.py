@@ -138,7 +138,7 @@ def test_sigterm_checkpoints_the_current_step_and_resume_continues_the_curve(dat
     proc = run_subprocess(cfg, tmp_path / "termed")
     for line in proc.stdout:
         event = json.loads(line)
-        if event.get("event") == "step" and event["step"] == 11:  # between checkpoints 8 and 16
+        if event.get("event") == "step" and event["step"] == 11:  # after checkpoint 8, mostly before 16
             proc.send_signal(signal.SIGTERM)
             break
     stdout, stderr = proc.communicate(timeout=120)
@@ -146,7 +146,7 @@ def test_sigterm_checkpoints_the_current_step_and_resume_continues_the_curve(dat
     result = json.loads(stdout.strip().splitlines()[-1])
     stopped_at = result["steps"]
     assert result["status"] == "interrupted" and result["stopped"] == "signal" and result["signal"] == "SIGTERM"
-    assert 11 <= stopped_at < 24 and stopped_at != 16
+    assert 11 < stopped_at < 24
     assert result["checkpoint"].endswith(f"step-{stopped_at:06d}")
     assert f"stopped by SIGTERM at step {stopped_at} of 24" in stderr and "continue with --resume" in stderr
     assert "Traceback" not in stderr
