@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from spanattn import replay  # noqa: E402
 from spanattn.engine import Engine  # noqa: E402
-from spanattn.evaluate import kernel_schedule, prepare  # noqa: E402
+from spanattn.evaluate import add_engine_args, engine_options, kernel_schedule, prepare  # noqa: E402
 from spanattn.tokenizer import build_char_tokenizer, record_texts  # noqa: E402
 
 # kernel-name fragments -> group, first match wins (CUDA kernel names, then aten op names on CPU)
@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=8, help="profiled decode steps per mode")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--compile-state", action="store_true")
-    ap.add_argument("--compile-decode", action="store_true", help="torch.compile the model's decode forward too")
-    ap.add_argument("--kernel-schedule", choices=["rows", "balanced"], help="the span kernel's work schedule")
+    add_engine_args(ap)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     args.allow_reference, args.limit = False, None
@@ -144,8 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = replay.random_model(args.shape, device, dtype, args.context, min_vocab=len(tok))
     prompts, forced = replay.build_rows(records, tok, args.context, gen, args.batch)
     eng = Engine(model, batch_size=args.batch, max_len=args.context, special_ids=tok.special_ids, eos_id=None,
-                 cuda_graph=False, compile_state=args.compile_state,
-                 compile_decode=args.compile_decode)
+                 **{**engine_options(args), "cuda_graph": False})  # kernels one by one; the graph is timed apart
     t0 = time.perf_counter()
     eng.prefill(prompts, gen)
     report = {

@@ -307,6 +307,36 @@ def kernel_schedule(attention: str) -> str | None:
     return get_schedule()
 
 
+def sweep_point(engine: Engine, prompts: list[list[int]], max_new: int, label: str, extra: tuple[str, ...] = (),
+                **row) -> dict:
+    """One row of a --throughput sweep: both modes on the same prompts at the engine's batch."""
+    for mode in ("dense", "sparse"):
+        _, st = run_mode(engine, prompts, engine.B, max_new, mode, label=f"{label} {mode}")
+        row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95", "attended_fraction",
+                                        *extra)}
+    row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
+    log(f"{label}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
+        f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+    return row
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The decode engine's options, the same for eval, replay and benchmarks/profile_decode.py."""
+    from .kernel import SCHEDULES
+
+    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
+    p.add_argument("--compile-decode", action="store_true",
+                   help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
+    p.add_argument("--kernel-schedule", choices=list(SCHEDULES),
+                   help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
+
+
+def engine_options(args) -> dict:
+    """Engine keyword arguments from those options (and --no-graph where the command has it)."""
+    return {"cuda_graph": False if getattr(args, "no_graph", False) else None,
+            "compile_state": args.compile_state, "compile_decode": args.compile_decode}
+
+
 def prepare(args):
     """(device, attention op, dtype, dataset) for an eval or replay run; errors as EvalError."""
     device = pick_device(args.device)
@@ -340,8 +370,7 @@ def evaluate(args) -> dict:
     max_len = max(len(p) for p in prompts) + max_new
     try:
         engine = Engine(model, batch_size=min(args.batch, len(prompts)), max_len=max_len, special_ids=tok.special_ids,
-                        eos_id=tok.eos_id, cuda_graph=None if not args.no_graph else False,
-                        compile_state=args.compile_state, compile_decode=args.compile_decode)
+                        eos_id=tok.eos_id, **engine_options(args))
     except UnsupportedModelError as e:
         raise EvalError(str(e)) from None
     except torch.OutOfMemoryError:
@@ -378,16 +407,8 @@ def evaluate(args) -> dict:
         sweep = []
         for b in sorted({b for b in args.sweep_batches if b <= len(prompts)}):
             eng = Engine(model, batch_size=b, max_len=max_len, special_ids=tok.special_ids, eos_id=tok.eos_id,
-                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state,
-                         compile_decode=args.compile_decode)
-            row = {"batch": b}
-            for mode in ("dense", "sparse"):
-                _, st = run_mode(eng, prompts[: max(b, min(len(prompts), 2 * b))], b, max_new, mode, label=f"sweep b={b} {mode}")
-                row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95", "attended_fraction")}
-            row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
-            sweep.append(row)
-            log(f"sweep b={b}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
-                f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+                         **engine_options(args))
+            sweep.append(sweep_point(eng, prompts[: max(b, min(len(prompts), 2 * b))], max_new, f"sweep b={b}", batch=b))
             save_partial(getattr(args, "out", None), {**result, "sweep": sweep})
             del eng
         result["sweep"] = sweep
@@ -397,15 +418,8 @@ def evaluate(args) -> dict:
         sub = prompts[: min(len(prompts), 2 * engine.B)]
         length_sweep = []
         for n in lengths:
-            row = {"max_new_tokens": n, "batch": engine.B, "records": len(sub)}
-            for mode in ("dense", "sparse"):
-                _, st = run_mode(engine, sub, engine.B, n, mode, label=f"sweep length {n} {mode}")
-                row[mode] = {k: st[k] for k in ("tokens_per_second", "ms_per_step_p50", "ms_per_step_p95",
-                                                "attended_fraction", "generated_tokens")}
-            row["speedup"] = row["sparse"]["tokens_per_second"] / row["dense"]["tokens_per_second"]
-            length_sweep.append(row)
-            log(f"sweep length {n}: dense {row['dense']['tokens_per_second']:.0f} tok/s, sparse "
-                f"{row['sparse']['tokens_per_second']:.0f} tok/s, {row['speedup']:.2f}x")
+            length_sweep.append(sweep_point(engine, sub, n, f"sweep length {n}", extra=("generated_tokens",),
+                                            max_new_tokens=n, batch=engine.B, records=len(sub)))
             save_partial(getattr(args, "out", None), {**result, "length_sweep": length_sweep})
         result["length_sweep"] = length_sweep
         n_hf = len(prompts) if args.hf_limit is None else min(args.hf_limit, len(prompts))
@@ -444,12 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
-    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
-    p.add_argument("--compile-decode", action="store_true",
-                   help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
-    p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
-                   help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
+    add_engine_args(p)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]

@@ -20,7 +20,7 @@ import torch
 
 from . import spans
 from .engine import Engine, percentile
-from .evaluate import EvalError, emit, finish, kernel_schedule, log, prepare, save_partial
+from .evaluate import EvalError, add_engine_args, emit, engine_options, finish, kernel_schedule, log, prepare, save_partial
 
 SHAPES = {
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -120,7 +120,8 @@ def replay(args) -> dict:
     result = {"kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-              "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention), "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
+              "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention),
+              "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
               "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
     total = len(args.contexts) * len(args.batches)
     done = 0
@@ -135,9 +136,7 @@ def replay(args) -> dict:
                 log(f"L={L} B={B}: skipped ({row['skipped']})")
                 continue
             prompts, forced = build_rows(records, tok, L, args.gen, B)
-            eng = Engine(model, batch_size=B, max_len=L, special_ids=tok.special_ids, eos_id=None,
-                         cuda_graph=None if not args.no_graph else False, compile_state=args.compile_state,
-                         compile_decode=args.compile_decode)
+            eng = Engine(model, batch_size=B, max_len=L, special_ids=tok.special_ids, eos_id=None, **engine_options(args))
             eng.prefill(prompts, args.gen)
             for mode in ("dense", "sparse"):
                 eng.decode(mode, forced=forced, max_new_tokens=8)  # warm-up (graph capture), not timed
@@ -171,11 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
-    p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
-    p.add_argument("--compile-decode", action="store_true",
-                   help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
-    p.add_argument("--kernel-schedule", choices=["rows", "balanced"],
-                   help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
+    add_engine_args(p)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.contexts = [int(x) for x in args.contexts.split(",") if x]
