@@ -456,8 +456,11 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     status, message = "ok", None
     stopped: str | None = None  # "signal" | "time_limit": a stop request ended the loop early
 
+    def time_up() -> bool:
+        return t.time_limit_s is not None and time.time() - started >= t.time_limit_s
+
     def stop_wanted() -> bool:
-        return stop.signal is not None or (t.time_limit_s is not None and time.time() - started >= t.time_limit_s)
+        return stop.signal is not None or time_up()
 
     model.train()
     def step_batches(s: int):
@@ -550,8 +553,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
                 dist.barrier()
                 t_prev = time.time()
             if stop_any > 0 and step < t.max_steps:
-                stopped = "signal" if stop.signal is not None or t.time_limit_s is None \
-                    or time.time() - started < t.time_limit_s else "time_limit"
+                stopped = "time_limit" if stop.signal is None and time_up() else "signal"
                 break
     finally:
         prefetch.close()
