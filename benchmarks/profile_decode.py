@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "shape": args.shape, "context": args.context, "batch": args.batch, "attention": attention,
-        "compile_state": args.compile_state, "compile_decode": args.compile_decode,
+        "compile_state": args.compile_state, "compile_decode": args.compile_decode, "step_plan": args.step_plan,
         "kernel_schedule": kernel_schedule(attention), "prefill_s": time.perf_counter() - t0,
         "weights_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "kv_bytes": replay.bytes_per_token_kv(model.config, dtype) * args.context * args.batch,

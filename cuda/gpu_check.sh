@@ -51,6 +51,9 @@ if [ "$MODE" != bench ]; then
   step "compute-sanitizer memcheck and racecheck, balanced schedule (the default)"
   timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
   timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced 2>&1 | tail -8 | tee -a "$LOG"
+  step "compute-sanitizer memcheck and racecheck, balanced schedule planned once for two calls (step_plan)"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned 2>&1 | tail -8 | tee -a "$LOG"
+  timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned 2>&1 | tail -8 | tee -a "$LOG"
   fi
 
   step "pytest gpu"

@@ -3,7 +3,7 @@
 // Build and run (GPU machine):
 //   python3 cuda/build.py --harness
 //   cuda/build/harness                         # checks a sweep of awkward shapes, then times
-//   cuda/build/harness --check-only --small    # what compute-sanitizer runs
+//   cuda/build/harness --check-only --small    # what compute-sanitizer runs (also with --planned)
 //   compute-sanitizer --tool memcheck cuda/build/harness --check-only --small
 //
 // For every configuration: random bf16/fp16 inputs and random sorted, disjoint
@@ -159,7 +159,13 @@ struct Device {
   void *q, *k, *v, *out, *ws;
   int32_t *iv, *n_iv, *lens;
   size_t ws_bytes;
+  void* plan;  // --planned: the plan buffer of spanattn_span_plan (ws then holds the partials alone)
+  size_t plan_bytes;
 };
+
+// --planned: plan once with spanattn_span_plan, then attend twice from that plan (two layers of
+// one decode step), as the engine's step_plan does
+static bool g_planned = false;
 
 template <typename V>
 static void* upload(const std::vector<V>& h) {
@@ -175,20 +181,39 @@ static Device to_device(const Case& x) {
   d.iv = (int32_t*)upload(x.iv); d.n_iv = (int32_t*)upload(x.n_iv); d.lens = (int32_t*)upload(x.lens);
   CUDA_CHECK(cudaMalloc(&d.out, x.q.size() * 2));
   int splits = 0;
-  if (spanattn_plan(x.c.b, x.c.hq, x.c.hkv, x.c.n, x.c.d, x.I, x.c.fp16 ? SPANATTN_FP16 : SPANATTN_BF16,
-                    0, &splits, &d.ws_bytes) != SPANATTN_OK) {
+  const int dt = x.c.fp16 ? SPANATTN_FP16 : SPANATTN_BF16;
+  d.plan = nullptr;
+  d.plan_bytes = 0;
+  const int st = g_planned
+      ? spanattn_plan_sizes(x.c.b, x.c.hq, x.c.hkv, x.c.n, x.c.d, x.I, dt, 0, &splits, &d.ws_bytes, &d.plan_bytes)
+      : spanattn_plan(x.c.b, x.c.hq, x.c.hkv, x.c.n, x.c.d, x.I, dt, 0, &splits, &d.ws_bytes);
+  if (st != SPANATTN_OK) {
     fprintf(stderr, "plan: %s\n", spanattn_last_error());
     exit(2);
   }
   CUDA_CHECK(cudaMalloc(&d.ws, std::max<size_t>(d.ws_bytes, 16)));
+  if (g_planned) CUDA_CHECK(cudaMalloc(&d.plan, std::max<size_t>(d.plan_bytes, 16)));
   return d;
 }
 
 static void release(Device& d) {
-  for (void* p : {d.q, d.k, d.v, d.out, d.ws, (void*)d.iv, (void*)d.n_iv, (void*)d.lens}) cudaFree(p);
+  for (void* p : {d.q, d.k, d.v, d.out, d.ws, d.plan, (void*)d.iv, (void*)d.n_iv, (void*)d.lens}) cudaFree(p);
 }
 
 static void launch(const Case& x, const Device& d, float scale) {
+  const int dt = x.c.fp16 ? SPANATTN_FP16 : SPANATTN_BF16;
+  if (g_planned) {
+    int st = spanattn_span_plan(d.iv, d.n_iv, d.lens, d.plan, d.plan_bytes, x.c.b, x.c.hq, x.c.hkv, x.c.n,
+                                x.c.d, x.I, dt, nullptr);
+    for (int layer = 0; layer < 2 && st == SPANATTN_OK; ++layer)
+      st = spanattn_span_decode_planned(d.q, d.k, d.v, d.iv, d.n_iv, d.lens, d.plan, d.plan_bytes, d.out, d.ws,
+                                        d.ws_bytes, x.c.b, x.c.hq, x.c.hkv, x.c.n, x.c.d, x.I, scale, dt, nullptr);
+    if (st != SPANATTN_OK) {
+      fprintf(stderr, "span_decode (planned): %s\n", spanattn_last_error());
+      exit(2);
+    }
+    return;
+  }
   const int st = spanattn_span_decode(d.q, d.k, d.v, d.iv, d.n_iv, d.lens, d.out, d.ws, d.ws_bytes,
                                       x.c.b, x.c.hq, x.c.hkv, x.c.n, x.c.d, x.I, scale,
                                       x.c.fp16 ? SPANATTN_FP16 : SPANATTN_BF16, nullptr);
@@ -204,6 +229,7 @@ static bool check(const Config& c, uint64_t seed, bool time_it, int iters) {
   Device d = to_device(x);
   CUDA_CHECK(cudaMemset(d.out, 0xff, x.q.size() * 2));
   CUDA_CHECK(cudaMemset(d.ws, 0xff, std::max<size_t>(d.ws_bytes, 16)));
+  if (d.plan) CUDA_CHECK(cudaMemset(d.plan, 0xff, std::max<size_t>(d.plan_bytes, 16)));
   launch(x, d, scale);
   CUDA_CHECK(cudaGetLastError());
   CUDA_CHECK(cudaDeviceSynchronize());
@@ -262,10 +288,11 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--check-only")) check_only = true;
     else if (!strcmp(argv[i], "--small")) small = true;
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--planned")) g_planned = true;  // timings then cover one plan and two attends
     else if (!strcmp(argv[i], "--balanced") || !strcmp(argv[i], "--rows")) {  // work schedule (span_schedule.h)
       if (spanattn_set_schedule(strcmp(argv[i], "--balanced") == 0 ? 1 : 0) != SPANATTN_OK) return 2;
     } else {
-      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced]\n");
+      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced] [--planned]\n");
       return 2;
     }
   }

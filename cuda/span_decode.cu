@@ -1157,12 +1157,43 @@ int spanattn_plan(int batch, int heads_q, int heads_kv, int max_len, int head_di
   return SPANATTN_OK;
 }
 
-int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache,
-                         const int32_t* intervals, const int32_t* n_intervals,
-                         const int32_t* seq_lens, void* out, void* workspace,
-                         size_t workspace_bytes, int batch, int heads_q, int heads_kv,
-                         int max_len, int head_dim, int max_intervals, float scale,
-                         int dtype, void* stream) {
+int spanattn_plan_sizes(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
+                        int max_intervals, int dtype, int device, int* num_splits,
+                        size_t* partials_bytes, size_t* plan_bytes) {
+  Plan plan;
+  const int status = make_plan(batch, heads_q, heads_kv, max_len, head_dim, max_intervals,
+                               dtype, device, &plan);
+  if (status != SPANATTN_OK) return status;
+  if (num_splits) *num_splits = plan.num_splits;
+  const bool balanced = plan.schedule == 1;
+  if (partials_bytes) *partials_bytes = balanced ? plan.map_offset : plan.workspace_bytes;
+  if (plan_bytes) *plan_bytes = balanced ? plan.workspace_bytes - plan.map_offset : 0;
+  return SPANATTN_OK;
+}
+
+}  // extern "C"
+
+namespace {
+
+// The plan kernel of the balanced schedule into `plan_buf` (map, row_start, row_n).
+cudaError_t launch_plan(const Plan& plan, const Params& p, void* plan_buf, cudaStream_t s) {
+  int4* map = reinterpret_cast<int4*>(plan_buf);
+  int* row_start = reinterpret_cast<int*>(map + plan.grid_blocks);
+  int* row_n = row_start + p.batch;
+  long long work_blocks = plan.work_blocks;
+  int grid_blocks = plan.grid_blocks;
+  void* plan_args[] = {const_cast<Params*>(&p), &map, &row_start, &row_n, &work_blocks, &grid_blocks};
+  return cudaLaunchKernel((const void*)span_plan_kernel, dim3(1), dim3(kPlanThreads), plan_args, 0, s);
+}
+
+// spanattn_span_decode and spanattn_span_decode_planned. Balanced schedule: partials at the
+// start of `workspace`; the plan at `plan_buf`, which is the rest of `workspace` when
+// run_plan (the plan kernel runs first) and a buffer from spanattn_span_plan otherwise.
+int decode_impl(const void* q, const void* k_cache, const void* v_cache, const int32_t* intervals,
+                const int32_t* n_intervals, const int32_t* seq_lens, const void* plan_buf,
+                size_t plan_bytes, bool run_plan, void* out, void* workspace, size_t workspace_bytes,
+                int batch, int heads_q, int heads_kv, int max_len, int head_dim, int max_intervals,
+                float scale, int dtype, void* stream) {
   int device = 0;
   const cudaError_t derr = cudaGetDevice(&device);
   if (derr != cudaSuccess) return cuda_fail(derr, "cudaGetDevice");
@@ -1174,9 +1205,19 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   if (!q || !out || !n_intervals || !seq_lens || (max_intervals > 0 && !intervals) ||
       (max_len > 0 && (!k_cache || !v_cache)))
     return fail(SPANATTN_ERR_ARGUMENT, "a required pointer is NULL");
-  if (workspace_bytes < plan.workspace_bytes || (plan.workspace_bytes > 0 && !workspace))
-    return fail(SPANATTN_ERR_ARGUMENT, "workspace must be >= %zu bytes (got %zu)",
-                plan.workspace_bytes, workspace ? workspace_bytes : (size_t)0);
+  const bool balanced = plan.schedule == 1;
+  // what the caller's workspace must hold: partials and plan, or (planned) the partials alone
+  const size_t need = balanced && !run_plan ? plan.map_offset : plan.workspace_bytes;
+  if (workspace_bytes < need || (need > 0 && !workspace))
+    return fail(SPANATTN_ERR_ARGUMENT, "workspace must be >= %zu bytes (got %zu)", need,
+                workspace ? workspace_bytes : (size_t)0);
+  if (balanced && !run_plan) {
+    const size_t plan_need = plan.workspace_bytes - plan.map_offset;
+    if (!plan_buf || plan_bytes < plan_need)
+      return fail(SPANATTN_ERR_ARGUMENT, "plan buffer must be >= %zu bytes (got %zu): make it with "
+                  "spanattn_span_plan for the same shape", plan_need, plan_buf ? plan_bytes : (size_t)0);
+  }
+  if (balanced && run_plan) plan_buf = reinterpret_cast<unsigned char*>(workspace) + plan.map_offset;
   if (!(scale > 0.f) || !isfinite(scale))
     return fail(SPANATTN_ERR_ARGUMENT, "scale must be a positive finite number (got %g)",
                 (double)scale);
@@ -1194,11 +1235,10 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   p.seq_lens = seq_lens;
   p.out = out;
   p.part_o = reinterpret_cast<float*>(workspace);
-  if (plan.schedule == 1) {  // partials per (block, head of the chunk), then the plan
+  if (balanced) {  // partials per (block, head of the chunk); the plan at plan_buf
     const size_t slots = (size_t)plan.grid_blocks * plan.heads_per_chunk;
-    unsigned char* base = reinterpret_cast<unsigned char*>(workspace);
     p.part_ml = p.part_o + slots * head_dim;
-    p.map = reinterpret_cast<const int4*>(base + plan.map_offset);
+    p.map = reinterpret_cast<const int4*>(plan_buf);
     p.row_start = reinterpret_cast<const int*>(p.map + plan.grid_blocks);
     p.row_n = p.row_start + batch;
   } else {  // partials per (sequence, query head, split)
@@ -1215,15 +1255,14 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
   p.scale_log2 = scale * kLog2e;
 
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  if (plan.schedule == 1) {
-    int4* map = const_cast<int4*>(p.map);
-    int* row_start = const_cast<int*>(p.row_start);
-    int* row_n = row_start + batch;
-    long long work_blocks = plan.work_blocks;
-    int grid_blocks = plan.grid_blocks;
-    void* plan_args[] = {&p, &map, &row_start, &row_n, &work_blocks, &grid_blocks};
-    cudaError_t err = cudaLaunchKernel((const void*)span_plan_kernel, dim3(1), dim3(kPlanThreads), plan_args, 0, s);
-    if (err != cudaSuccess) return cuda_fail(err, "span_plan_kernel launch");
+  if (balanced) {
+    cudaError_t err;
+    if (run_plan) {
+      err = launch_plan(plan, p, const_cast<void*>(plan_buf), s);
+      if (err != cudaSuccess) return cuda_fail(err, "span_plan_kernel launch");
+    }
+    // planned: the split kernel follows some other kernel of the caller's; it still waits
+    // for that one inside (block_work), and the plan kernel ran before it in stream order
     err = launch_split_balanced(plan, p, s);
     if (err != cudaSuccess) return cuda_fail(err, "span_decode_split_kernel launch (balanced)");
     err = dtype == SPANATTN_BF16
@@ -1244,6 +1283,67 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
     if (err != cudaSuccess) return cuda_fail(err, "span_decode_combine_kernel launch");
   }
   return SPANATTN_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache,
+                         const int32_t* intervals, const int32_t* n_intervals,
+                         const int32_t* seq_lens, void* out, void* workspace,
+                         size_t workspace_bytes, int batch, int heads_q, int heads_kv,
+                         int max_len, int head_dim, int max_intervals, float scale,
+                         int dtype, void* stream) {
+  return decode_impl(q, k_cache, v_cache, intervals, n_intervals, seq_lens, nullptr, 0, true, out,
+                     workspace, workspace_bytes, batch, heads_q, heads_kv, max_len, head_dim,
+                     max_intervals, scale, dtype, stream);
+}
+
+int spanattn_span_plan(const int32_t* intervals, const int32_t* n_intervals, const int32_t* seq_lens,
+                       void* plan_buf, size_t plan_bytes, int batch, int heads_q, int heads_kv,
+                       int max_len, int head_dim, int max_intervals, int dtype, void* stream) {
+  int device = 0;
+  const cudaError_t derr = cudaGetDevice(&device);
+  if (derr != cudaSuccess) return cuda_fail(derr, "cudaGetDevice");
+  Plan plan;
+  const int status = make_plan(batch, heads_q, heads_kv, max_len, head_dim, max_intervals, dtype,
+                               device, &plan);
+  if (status != SPANATTN_OK) return status;
+  if (plan.schedule != 1 || batch == 0) return SPANATTN_OK;  // the rows schedule has no plan
+  if (!n_intervals || !seq_lens || (max_intervals > 0 && !intervals))
+    return fail(SPANATTN_ERR_ARGUMENT, "a required pointer is NULL");
+  const size_t need = plan.workspace_bytes - plan.map_offset;
+  if (!plan_buf || plan_bytes < need)
+    return fail(SPANATTN_ERR_ARGUMENT, "plan buffer must be >= %zu bytes (got %zu)", need,
+                plan_buf ? plan_bytes : (size_t)0);
+  Params p = {};
+  p.batch = batch;
+  p.intervals = intervals;
+  p.n_intervals = n_intervals;
+  p.seq_lens = seq_lens;
+  p.heads_q = heads_q;
+  p.heads_kv = heads_kv;
+  p.max_len = max_len;
+  p.max_intervals = max_intervals;
+  p.group = plan.group;
+  p.head_chunks = plan.head_chunks;
+  p.heads_per_chunk = plan.heads_per_chunk;
+  p.num_splits = plan.num_splits;
+  const cudaError_t err = launch_plan(plan, p, plan_buf, reinterpret_cast<cudaStream_t>(stream));
+  if (err != cudaSuccess) return cuda_fail(err, "span_plan_kernel launch");
+  return SPANATTN_OK;
+}
+
+int spanattn_span_decode_planned(const void* q, const void* k_cache, const void* v_cache,
+                                 const int32_t* intervals, const int32_t* n_intervals,
+                                 const int32_t* seq_lens, const void* plan_buf, size_t plan_bytes,
+                                 void* out, void* workspace, size_t workspace_bytes, int batch,
+                                 int heads_q, int heads_kv, int max_len, int head_dim,
+                                 int max_intervals, float scale, int dtype, void* stream) {
+  return decode_impl(q, k_cache, v_cache, intervals, n_intervals, seq_lens, plan_buf, plan_bytes,
+                     false, out, workspace, workspace_bytes, batch, heads_q, heads_kv, max_len,
+                     head_dim, max_intervals, scale, dtype, stream);
 }
 
 }  // extern "C"

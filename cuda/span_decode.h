@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define SPANATTN_ABI_VERSION 2
+#define SPANATTN_ABI_VERSION 3
 #define SPANATTN_MAX_INTERVALS 8192
 
 enum spanattn_dtype { SPANATTN_BF16 = 0, SPANATTN_FP16 = 1 };
@@ -65,14 +65,39 @@ int spanattn_span_decode(const void* q, const void* k_cache, const void* v_cache
                          int max_len, int head_dim, int max_intervals, float scale,
                          int dtype, void* stream);
 
+/* The balanced schedule's plan as a step of its own, for a caller that attends with the same
+ * intervals, n_intervals and seq_lens several times, like the layers of one decode step:
+ * plan once, then attend in every layer without the plan kernel.
+ *  - spanattn_plan_sizes: splits, bytes of the partials workspace that
+ *    spanattn_span_decode_planned needs, and bytes of the plan buffer (0 under the rows
+ *    schedule, which has no plan; spanattn_plan's workspace_bytes is their sum, aligned).
+ *  - spanattn_span_plan: enqueue the plan kernel into plan_buf (a no-op under rows).
+ *  - spanattn_span_decode_planned: spanattn_span_decode without the plan kernel, reading the
+ *    plan from plan_buf. The plan must come from spanattn_span_plan on the same stream, for
+ *    the same shape, schedule and tuning, with the intervals, n_intervals and seq_lens the
+ *    call passes (it decides which tokens each block reads); the buffer must not be written
+ *    again until the calls that read it have run. */
+int spanattn_plan_sizes(int batch, int heads_q, int heads_kv, int max_len, int head_dim,
+                        int max_intervals, int dtype, int device, int* num_splits,
+                        size_t* partials_bytes, size_t* plan_bytes);
+int spanattn_span_plan(const int32_t* intervals, const int32_t* n_intervals, const int32_t* seq_lens,
+                       void* plan_buf, size_t plan_bytes, int batch, int heads_q, int heads_kv,
+                       int max_len, int head_dim, int max_intervals, int dtype, void* stream);
+int spanattn_span_decode_planned(const void* q, const void* k_cache, const void* v_cache,
+                                 const int32_t* intervals, const int32_t* n_intervals,
+                                 const int32_t* seq_lens, const void* plan_buf, size_t plan_bytes,
+                                 void* out, void* workspace, size_t workspace_bytes, int batch,
+                                 int heads_q, int heads_kv, int max_len, int head_dim,
+                                 int max_intervals, float scale, int dtype, void* stream);
+
 /* Tuning knobs for benchmarks (0 = automatic): kernel variant (1, 3 = SIMT ring
  * depths, 5 = tensor cores; see kVariants in span_decode.cu) and a forced number of KV
  * splits. Process-wide. */
 int spanattn_set_tuning(int variant, int num_splits);
 /* Work schedule, process-wide (span_schedule.h): 0 = rows (every (sequence, KV head) cut
- * into the same S splits; the default), 1 = balanced (splits per sequence in proportion
+ * into the same S splits), 1 = balanced (the default: splits per sequence in proportion
  * to the tokens it keeps, from a plan kernel run before the split kernel; one launch more
- * per call). Changes spanattn_plan()'s workspace size. */
+ * per call, or per step with spanattn_span_plan). Changes spanattn_plan()'s workspace size. */
 int spanattn_set_schedule(int schedule);
 int spanattn_get_schedule(void);
 /* The balanced schedule's plan computed on the host, for tests (no GPU needed): with

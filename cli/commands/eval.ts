@@ -51,6 +51,7 @@ export const evalRunOptionsSchema = z
     noGraph: z.boolean().default(false),
     compileState: z.boolean().default(false),
     compileDecode: z.boolean().default(false),
+    stepPlan: z.boolean().default(false),
     kernelSchedule: z.enum(["rows", "balanced"]).optional(),
     continuous: z.boolean().default(false),
     python: z.string().optional(),
@@ -83,6 +84,7 @@ function engineFlags(opts: EvalRunOptions): string[] {
     ...(opts.noGraph ? ["--no-graph"] : []),
     ...(opts.compileState ? ["--compile-state"] : []),
     ...(opts.compileDecode ? ["--compile-decode"] : []),
+    ...(opts.stepPlan ? ["--step-plan"] : []),
     ...(opts.kernelSchedule ? ["--kernel-schedule", opts.kernelSchedule] : []),
   ];
 }
@@ -165,6 +167,7 @@ export function evalRunCommand(): Command {
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
     .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
     .option("--compile-decode", "torch.compile the model's decode forward too: norms, rotary, KV-cache writes and activations fused around the GEMMs and the span kernel")
+    .option("--step-plan", "plan the span kernel's balanced schedule once a decode step instead of once a layer (one plan kernel a step)")
     .option("--kernel-schedule <name>", "the span kernel's work split: balanced (default: splits per sequence in proportion to what it keeps) or rows")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")

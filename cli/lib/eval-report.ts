@@ -40,6 +40,7 @@ const engineFields = {
   attention: z.enum(["kernel", "reference"]),
   compile_state: z.boolean().optional(),
   compile_decode: z.boolean().optional(),
+  step_plan: z.boolean().optional(),
   note: z.string().nullable(),
 };
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .kernel import span_decode_attention
+from .kernel import span_decode_attention, span_plan
 from .span_state import SpanState, compile_fixed_shapes, vocab_kind_tables
 from . import spans
 from .spans import Grammar, default_grammar
@@ -127,12 +127,15 @@ class Engine:
 
     def __init__(self, model, batch_size: int, max_len: int, special_ids: dict[str, int], eos_id: int | None,
                  grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None,
-                 compile_state: bool = False, compile_decode: bool = False):
+                 compile_state: bool = False, compile_decode: bool = False, step_plan: bool = False):
         """compile_state: torch.compile the span state machine's step and the step's
         bookkeeping (`_advance`): about 200 tiny elementwise ops, one kernel launch each on a GPU,
         become a few fused kernels; the model's layers are untouched; same results.
         compile_decode: torch.compile the decode forward too (embedding, norms, rotary, KV-cache
-        writes, activations, around the GEMMs and the span kernel, which stays one custom op)."""
+        writes, activations, around the GEMMs and the span kernel, which stays one custom op).
+        step_plan: the span kernel's balanced schedule plans once a step (in layer 0) and every
+        layer reads that plan, instead of one plan kernel a layer: the intervals and lengths are
+        the same in every layer of a step. Same results; no effect on CPU or under `rows`."""
         check_supported(model)
         self.model = model
         self.cfg = model.config
@@ -155,6 +158,7 @@ class Engine:
         self.compile_state = compile_state
         self._advance_fn = compile_fixed_shapes(self._advance) if compile_state else self._advance
         self.compile_decode = compile_decode
+        self.step_plan = step_plan
         self._forward_fn = compile_fixed_shapes(self._forward_decode) if compile_decode else self._forward_decode
         # static decode inputs/outputs (graph-captured)
         i64 = dict(dtype=torch.int64, device=self.device)
@@ -200,6 +204,7 @@ class Engine:
         seq_lens = (pos + 1).to(torch.int32)
         b_idx, h_idx, p_idx = self._arange_b[:, None], self._arange_h[None, :], pos[:, None]
         nq = Hq * D
+        plan = None
         for i, f in enumerate(self.fused):
             x = F.rms_norm(h, f.norm_shape, f.ln1, f.eps1)
             qkv = F.linear(x, f.wqkv, f.bqkv)  # (B, (Hq + 2 Hkv) D)
@@ -208,8 +213,10 @@ class Engine:
             q = qk[:, :Hq].contiguous().to(self.dtype)
             self.k_cache[i].index_put_((b_idx, h_idx, p_idx), qk[:, Hq:].to(self.dtype))
             self.v_cache[i].index_put_((b_idx, h_idx, p_idx), qkv[:, nq + Hkv * D:].view(B, Hkv, D).to(self.dtype))
+            if self.step_plan and plan is None:  # the same intervals and lengths in every layer
+                plan = span_plan(q, self.k_cache[i], intervals, n_intervals, seq_lens)
             o = span_decode_attention(q, self.k_cache[i], self.v_cache[i], intervals, n_intervals, seq_lens,
-                                      self.scale)  # (B, Hq, D)
+                                      self.scale, plan=plan)  # (B, Hq, D)
             h = f.residual_linear(h, o.reshape(B, nq).to(h.dtype), f.wo, f.bo)
             x = F.rms_norm(h, f.norm_shape, f.ln2, f.eps2)
             g, u = F.linear(x, f.wgu, f.bgu).chunk(2, dim=-1)

@@ -327,6 +327,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--compile-decode", action="store_true",
                    help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
+    p.add_argument("--step-plan", action="store_true",
+                   help="plan the span kernel's balanced schedule once a decode step, not once a layer")
     p.add_argument("--kernel-schedule", choices=list(SCHEDULES),
                    help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
 
@@ -334,7 +336,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 def engine_options(args) -> dict:
     """Engine keyword arguments from those options (and --no-graph where the command has it)."""
     return {"cuda_graph": False if getattr(args, "no_graph", False) else None,
-            "compile_state": args.compile_state, "compile_decode": args.compile_decode}
+            "compile_state": args.compile_state, "compile_decode": args.compile_decode,
+            "step_plan": args.step_plan}
 
 
 def prepare(args):
@@ -382,7 +385,8 @@ def evaluate(args) -> dict:
         "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-        "compile_decode": args.compile_decode, "kernel_schedule": kernel_schedule(attention),
+        "compile_decode": args.compile_decode, "step_plan": args.step_plan,
+        "kernel_schedule": kernel_schedule(attention),
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},

@@ -46,7 +46,7 @@ SCHEDULES = {"rows": 0, "balanced": 1}
 DEFAULT_SCHEDULE = "balanced"
 
 # Mirrors of cuda/span_decode.h (a test checks they agree).
-ABI_VERSION = 2
+ABI_VERSION = 3
 MAX_INTERVALS = 8192
 HEAD_DIMS = (64, 128)
 KERNEL_DTYPES = {torch.bfloat16: 0, torch.float16: 1}
@@ -230,6 +230,13 @@ def load_library() -> ctypes.CDLL:
         lib.spanattn_plan.restype = i
         lib.spanattn_span_decode.argtypes = [p] * 8 + [sz] + [i] * 6 + [f, i, p]
         lib.spanattn_span_decode.restype = i
+        if lib.spanattn_abi_version() >= 3:  # an older build is refused just below, with the fix
+            lib.spanattn_plan_sizes.argtypes = [i] * 8 + [ctypes.POINTER(i), ctypes.POINTER(sz), ctypes.POINTER(sz)]
+            lib.spanattn_plan_sizes.restype = i
+            lib.spanattn_span_plan.argtypes = [p] * 4 + [sz] + [i] * 7 + [p]
+            lib.spanattn_span_plan.restype = i
+            lib.spanattn_span_decode_planned.argtypes = [p] * 7 + [sz] + [p, p, sz] + [i] * 6 + [f, i, p]
+            lib.spanattn_span_decode_planned.restype = i
         lib.spanattn_set_tuning.argtypes = [i, i]
         lib.spanattn_set_tuning.restype = i
         if lib.spanattn_abi_version() != ABI_VERSION:
@@ -270,6 +277,30 @@ def plan(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int]:
     with torch.cuda.device(q.device):
         _check_status(lib, lib.spanattn_plan(*key, ctypes.byref(splits), ctypes.byref(ws)), "plan")
     _plans[key] = (splits.value, ws.value)
+    return _plans[key]
+
+
+def plan_sizes(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int, int]:
+    """(num_splits, partials_bytes, plan_bytes) of a planned launch for these shapes (cached,
+    host-only): the workspace that span_decode_attention(..., plan=) needs, and the plan's size
+    (0 under the rows schedule)."""
+    B, Hq, D = q.shape
+    Hkv, Nmax = k_cache.shape[1], k_cache.shape[2]
+    return _plan_sizes(B, Hq, Hkv, Nmax, D, intervals.shape[1], KERNEL_DTYPES[q.dtype], q.device)
+
+
+def _plan_sizes(B: int, Hq: int, Hkv: int, Nmax: int, D: int, I: int, dtype_code: int,
+                device: torch.device) -> tuple[int, int, int]:
+    key = ("sizes", B, Hq, Hkv, Nmax, D, I, dtype_code, device.index)
+    cached = _plans.get(key)
+    if cached is not None:
+        return cached
+    lib = load_library()
+    splits, partials, plan_bytes = ctypes.c_int(0), ctypes.c_size_t(0), ctypes.c_size_t(0)
+    with torch.cuda.device(device):
+        _check_status(lib, lib.spanattn_plan_sizes(*key[1:], ctypes.byref(splits), ctypes.byref(partials),
+                                                   ctypes.byref(plan_bytes)), "plan_sizes")
+    _plans[key] = (splits.value, partials.value, plan_bytes.value)
     return _plans[key]
 
 
@@ -337,6 +368,41 @@ def launch_into(out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor, interv
     return out
 
 
+def plan_into(plan_buf: Tensor, intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, heads_q: int,
+              heads_kv: int, max_len: int, head_dim: int, dtype: torch.dtype) -> Tensor:
+    """Run the balanced schedule's plan kernel into `plan_buf` (int32, >= plan_bytes). No checks."""
+    lib = load_library()
+    B, I = intervals.shape[0], intervals.shape[1]
+    with torch.cuda.device(intervals.device):
+        stream = torch.cuda.current_stream(intervals.device).cuda_stream
+        status = lib.spanattn_span_plan(intervals.data_ptr(), n_intervals.data_ptr(), seq_lens.data_ptr(),
+                                        plan_buf.data_ptr(), plan_buf.numel() * 4, B, heads_q, heads_kv, max_len,
+                                        head_dim, I, KERNEL_DTYPES[dtype], stream)
+    _check_status(lib, status, "span_plan")
+    return plan_buf
+
+
+def launch_planned_into(out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                        n_intervals: Tensor, seq_lens: Tensor, plan_buf: Tensor, scale: float,
+                        workspace: Tensor | None = None) -> Tensor:
+    """launch_into without the plan kernel: the plan is `plan_buf`, from plan_into. No checks."""
+    lib = load_library()
+    B, Hq, D = q.shape
+    Hkv, Nmax, I = k_cache.shape[1], k_cache.shape[2], intervals.shape[1]
+    _, partials, _ = plan_sizes(q, k_cache, intervals)
+    if workspace is None:
+        workspace = torch.empty(max(partials // 4, 1), dtype=torch.float32, device=q.device)
+    with torch.cuda.device(q.device):
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        status = lib.spanattn_span_decode_planned(
+            q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), intervals.data_ptr(),
+            n_intervals.data_ptr(), seq_lens.data_ptr(), plan_buf.data_ptr(), plan_buf.numel() * 4,
+            out.data_ptr(), workspace.data_ptr(), workspace.numel() * 4, B, Hq, Hkv, Nmax, D, I,
+            float(scale), KERNEL_DTYPES[q.dtype], stream)
+    _check_status(lib, status, "span_decode_attention (planned)")
+    return out
+
+
 # ----------------------------------------------------------------------------- the op
 @torch.library.custom_op("spanattn::span_decode_attention", mutates_args=())
 def _span_decode_op(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
@@ -353,12 +419,71 @@ def _(q, k_cache, v_cache, intervals, n_intervals, seq_lens, scale):
     return torch.empty_like(q)
 
 
+def _plan_numel(intervals: Tensor, heads_q: int, heads_kv: int, max_len: int, head_dim: int,
+               dtype: torch.dtype) -> int:
+    if intervals.device.type != "cuda":
+        return 1
+    _, _, plan_bytes = _plan_sizes(intervals.shape[0], heads_q, heads_kv, max_len, head_dim, intervals.shape[1],
+                                   KERNEL_DTYPES[dtype], intervals.device)
+    return max(1, (plan_bytes + 3) // 4)
+
+
+@torch.library.custom_op("spanattn::span_plan", mutates_args=())
+def _span_plan_op(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, heads_q: int, heads_kv: int,
+                  max_len: int, head_dim: int, dtype: torch.dtype) -> Tensor:
+    numel = _plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype)
+    buf = torch.zeros(numel, dtype=torch.int32, device=intervals.device) if intervals.device.type != "cuda" \
+        else torch.empty(numel, dtype=torch.int32, device=intervals.device)
+    if intervals.device.type == "cuda":
+        plan_into(buf, intervals, n_intervals, seq_lens, heads_q, heads_kv, max_len, head_dim, dtype)
+    return buf
+
+
+@_span_plan_op.register_fake
+def _(intervals, n_intervals, seq_lens, heads_q, heads_kv, max_len, head_dim, dtype):
+    return intervals.new_empty(_plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype),
+                               dtype=torch.int32)
+
+
+@torch.library.custom_op("spanattn::span_decode_attention_planned", mutates_args=())
+def _span_decode_planned_op(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
+                            n_intervals: Tensor, seq_lens: Tensor, plan: Tensor, scale: float) -> Tensor:
+    if q.device.type == "cuda":
+        return launch_planned_into(torch.empty_like(q), q, k_cache, v_cache, intervals, n_intervals,
+                                   seq_lens, plan, scale)
+    return span_decode_attention_reference(q, k_cache, v_cache, intervals, n_intervals, seq_lens,
+                                           scale).to(q.dtype)
+
+
+@_span_decode_planned_op.register_fake
+def _(q, k_cache, v_cache, intervals, n_intervals, seq_lens, plan, scale):
+    return torch.empty_like(q)
+
+
+def span_plan(q: Tensor, k_cache: Tensor, intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor) -> Tensor:
+    """The balanced schedule's plan for calls of span_decode_attention with these shapes and
+    exactly these intervals, n_intervals and seq_lens (an int32 tensor; run once, pass it as
+    `plan=` to each call: one plan kernel a decode step instead of one a layer). On CPU, or
+    under the rows schedule, a placeholder the op ignores."""
+    check_inputs(q, k_cache, k_cache, intervals, n_intervals, seq_lens, for_kernel=q.is_cuda)
+    return torch.ops.spanattn.span_plan(intervals, n_intervals, seq_lens, q.shape[1], k_cache.shape[1],
+                                        k_cache.shape[2], q.shape[2], q.dtype)
+
+
 def span_decode_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
-                          n_intervals: Tensor, seq_lens: Tensor, scale: float | None = None) -> Tensor:
-    """Checked entry point of the op; see the module docstring for shapes."""
+                          n_intervals: Tensor, seq_lens: Tensor, scale: float | None = None,
+                          plan: Tensor | None = None) -> Tensor:
+    """Checked entry point of the op; see the module docstring for shapes. `plan`: from
+    span_plan, for the same shapes and the same intervals, n_intervals and seq_lens."""
     check_inputs(q, k_cache, v_cache, intervals, n_intervals, seq_lens, for_kernel=q.is_cuda)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if not (scale > 0 and math.isfinite(scale)):
         raise KernelArgumentError(f"scale must be a positive finite number (got {scale})")
+    if plan is not None:
+        if plan.dtype != torch.int32 or plan.dim() != 1 or plan.device != q.device:
+            raise KernelArgumentError(f"plan must be span_plan's 1-D int32 tensor on {q.device} "
+                                      f"(got {plan.dtype}, shape {_shape(plan)}, {plan.device})")
+        return torch.ops.spanattn.span_decode_attention_planned(q, k_cache, v_cache, intervals, n_intervals,
+                                                                seq_lens, plan, scale)
     return torch.ops.spanattn.span_decode_attention(q, k_cache, v_cache, intervals, n_intervals,
                                                     seq_lens, scale)

@@ -35,6 +35,7 @@ VARIANTS = {
     "gqa": {},
     "gqa-compiled-state": {},  # Engine(compile_state=True): the state machine and bookkeeping through torch.compile
     "gqa-compiled-decode": {},  # Engine(compile_decode=True): the decode forward through torch.compile
+    "gqa-compiled-decode-step-plan": {},  # and step_plan=True: the plan op traced once a step (a placeholder on CPU)
     "mha-bias-wide-heads": dict(num_attention_heads=4, num_key_value_heads=4, head_dim=32, attention_bias=True,
                                 mlp_bias=True),
 }
@@ -70,7 +71,8 @@ def test_replay_logits_equal_masked_full_forward(mode, variant):
     model = tiny_llama(**VARIANTS[variant])
     untouched = copy.deepcopy(model)  # the engine re-points the module weights at its fused matrices
     eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"],
-                 compile_state=variant.endswith("compiled-state"), compile_decode=variant.endswith("compiled-decode"))
+                 compile_state=variant.endswith("compiled-state"), compile_decode="compiled-decode" in variant,
+                 step_plan=variant.endswith("step-plan"))
     prompts = [ids(PROMPT_A), ids(PROMPT_B)]
     forced = [ids(FORCED_A), ids(FORCED_B)]
     gen = eng.generate(prompts, max_new_tokens=32, mode=mode, forced=forced, keep_logits=True)

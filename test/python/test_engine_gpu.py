@@ -38,10 +38,14 @@ def schedule(request):
     kernel.set_schedule(kernel.DEFAULT_SCHEDULE)
 
 
-@pytest.mark.parametrize("compile_state,compile_decode", [(False, False), (True, False), (True, True)],
-                         ids=["eager", "compiled-state", "compiled-state-and-decode"])
+@pytest.mark.parametrize("compile_state,compile_decode,step_plan",
+                         [(False, False, False), (True, False, False), (True, True, False), (False, False, True),
+                          (True, True, True)],
+                         ids=["eager", "compiled-state", "compiled-state-and-decode", "step-plan",
+                              "compiled-and-step-plan"])
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
-def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode, schedule):
+def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode, step_plan,
+                                                                       schedule):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=TEXT0 + 100, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
@@ -52,7 +56,7 @@ def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, com
     with torch.no_grad():
         full = model(torch.tensor([ids(seq)], device="cuda"), attention_mask=mask[None, None].cuda()).logits[0].float()
     eng = Engine(model.to(torch.bfloat16), batch_size=2, max_len=256, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"],
-                 compile_state=compile_state, compile_decode=compile_decode)
+                 compile_state=compile_state, compile_decode=compile_decode, step_plan=step_plan)
     gen = eng.generate([ids(PROMPT)] * 2, max_new_tokens=len(FORCED), mode=mode, forced=[ids(FORCED)] * 2, keep_logits=True)
     assert gen.meta["graph"], "the decode step should run as a CUDA graph on the GPU"
     assert gen.tokens[0] == ids(FORCED)

@@ -212,6 +212,40 @@ def test_built_library_loads_and_reports_errors_through_the_abi(monkeypatch):
     kernel.set_tuning(0, 0)
 
 
+@pytest.mark.skipif(not kernel.DEFAULT_LIBRARY.is_file(), reason="libspanattn.so not built (spanattn build-kernel)")
+def test_ctypes_signatures_match_the_header_prototypes(monkeypatch):
+    """A ctypes argtypes list one short of the C prototype would pass garbage on the GPU: count
+    every exported function's parameters in span_decode.h against what kernel.py declares."""
+    monkeypatch.delenv(kernel.LIBRARY_ENV, raising=False)
+    monkeypatch.setattr(kernel, "_lib", None)
+    lib = kernel.load_library()
+    header = (kernel.REPO_ROOT / "cuda" / "span_decode.h").read_text()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    protos = dict(re.findall(r"^(?:int|const char\*) (spanattn_\w+)\(([^)]*)\);", header, flags=re.M))
+    assert {"spanattn_span_plan", "spanattn_span_decode_planned", "spanattn_plan_sizes"} <= set(protos)
+    for name, params in protos.items():
+        count = 0 if params.strip() in ("", "void") else params.count(",") + 1
+        declared = getattr(lib, name).argtypes
+        assert declared is not None or count == 0, f"{name}: no argtypes in kernel.py"
+        assert len(declared or []) == count, f"{name}: {len(declared or [])} argtypes, the header has {count}"
+
+
+def test_plan_placeholder_on_cpu_changes_nothing():
+    q, k, v, iv, n, lens = make_inputs(3)
+    plan = kernel.span_plan(q, k, iv, n, lens)
+    assert plan.dtype == torch.int32 and plan.dim() == 1
+    torch.testing.assert_close(span_decode_attention(q, k, v, iv, n, lens, plan=plan),
+                               span_decode_attention(q, k, v, iv, n, lens), rtol=0, atol=0)
+    with pytest.raises(KernelArgumentError, match="plan must be span_plan's 1-D int32 tensor"):
+        span_decode_attention(q, k, v, iv, n, lens, plan=plan.float())
+
+    def step(q):
+        p = kernel.span_plan(q, k, iv, n, lens)
+        return span_decode_attention(span_decode_attention(q, k, v, iv, n, lens, plan=p), k, v, iv, n, lens, plan=p)
+
+    torch.testing.assert_close(torch.compile(step, fullgraph=True)(q), step(q))
+
+
 # ----------------------------------------------------------------------------- balanced schedule
 needs_library = pytest.mark.skipif(not kernel.DEFAULT_LIBRARY.is_file(),
                                    reason="libspanattn.so not built (spanattn build-kernel)")

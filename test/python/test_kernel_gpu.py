@@ -210,3 +210,71 @@ def test_unnormalised_overlaps_after_normalize_match_union_reference():
     out = span_decode_attention(q, k, v, iv, n, lens)
     ref = span_decode_attention_reference(q, k, v, raw, rn, lens)
     assert (out.float() - ref).abs().max() < 1e-2
+
+
+# ----------------------------------------------------------------------------- one plan a step
+def test_one_plan_serves_several_layers_bit_for_bit(schedule):
+    """span_plan once, then three "layers" (their own q and K/V caches) with the same intervals
+    and lengths: each equals the unplanned call exactly, in eager mode and from a CUDA graph
+    whose intervals change between replays."""
+    B, N, layers = 8, 3000, 3
+    qkv = [random_qkv(10 + i, B, 16, 4, N, 128) for i in range(layers)]
+    rows = [[(0, N)], [(0, 7), (2000, 2100)], [], [(5, 6)], [(0, 40), (41, 1500), (2999, 3000)],
+            [(100, 2900)], [(0, 3000)], [(17, 18), (19, 20)]]
+    iv = torch.zeros(B, 8, 2, dtype=I32, device="cuda")
+    n = torch.zeros(B, dtype=I32, device="cuda")
+    lens = torch.tensor([N, 2500, 0, 10, N, N, N, 21], dtype=I32, device="cuda")
+
+    def layers_planned():
+        plan = kernel.span_plan(qkv[0][0], qkv[0][1], iv, n, lens)
+        return [span_decode_attention(q, k, v, iv, n, lens, plan=plan) for q, k, v in qkv]
+
+    def layers_unplanned():
+        return [span_decode_attention(q, k, v, iv, n, lens) for q, k, v in qkv]
+
+    def load(r):
+        new_iv, new_n = pack_intervals(r, max_intervals=8, device="cuda")
+        iv.copy_(new_iv)
+        n.copy_(new_n)
+
+    load(rows)
+    for got, want in zip(layers_planned(), layers_unplanned()):
+        assert torch.equal(got, want)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        outs = layers_planned()
+    for r in (rows[::-1], [[(0, 1)]] * B, rows):
+        load(r)
+        graph.replay()
+        torch.cuda.synchronize()
+        for got, want in zip(outs, layers_unplanned()):
+            assert torch.equal(got, want)
+
+
+def test_planned_call_refuses_a_plan_of_another_shape(schedule):
+    q, k, v = random_qkv(5, 4, 8, 2, 1000, 64)
+    iv, n = pack_intervals([[(0, 10)]] * 4, device="cuda")
+    lens = torch.full((4,), 1000, dtype=I32, device="cuda")
+    small = kernel.span_plan(q[:1], k[:1], iv[:1], n[:1], lens[:1])
+    if schedule == "rows":  # no plan: the placeholder is ignored
+        torch.testing.assert_close(span_decode_attention(q, k, v, iv, n, lens, plan=small),
+                                   span_decode_attention(q, k, v, iv, n, lens))
+        return
+    with pytest.raises(kernel.KernelArgumentError, match="plan buffer must be >="):
+        span_decode_attention(q, k, v, iv, n, lens, plan=small)
+
+
+def test_torch_compile_traces_the_plan_op(schedule):
+    q, k, v = random_qkv(6, 2, 8, 2, 1000, 128)
+    iv, n = pack_intervals([[(0, 10), (500, 900)], [(3, 4)]], device="cuda")
+    lens = torch.tensor([1000, 1000], dtype=I32, device="cuda")
+
+    def step(q):
+        plan = kernel.span_plan(q, k, iv, n, lens)
+        a = span_decode_attention(q * 0.5, k, v, iv, n, lens, plan=plan)
+        return span_decode_attention(a, k, v, iv, n, lens, plan=plan)
+
+    compiled = torch.compile(step, fullgraph=True)
+    torch.testing.assert_close(compiled(q), step(q))
