@@ -21,8 +21,8 @@
 #   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
 #           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
-#           once per LONG_EVAL_VARIANTS ("eager compiled"; parts eager, compiled, continuous
-#           joined with +, e.g. "compiled+continuous"), then --throughput --sweep-batches
+#           once per LONG_EVAL_VARIANTS ("eager compiled"; parts eager, compiled, continuous,
+#           prefill, stepplan joined with +, e.g. "compiled+continuous"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
 #           a machine is not reliably still warm for a second call, and the checkpoint stays
 #           on it (long-train / long-eval are the two halves)
@@ -231,7 +231,9 @@ if has long-eval; then
   # the headlines first, one per LONG_EVAL_VARIANTS entry, each result written as soon as it is
   # done; then the sweep. An entry joins parts with "+": eager (the state machine op by op),
   # compiled (--compile-state), continuous (--continuous: finished rows refilled with the next
-  # prompts); its name (less "eager") is added to EVAL_TAG in the result's file name
+  # prompts, fed through the decode steps), prefill (with continuous: refilled by a prefill
+  # forward instead, --refill prefill), stepplan (--step-plan: one kernel plan a step); its name
+  # (less "eager") is added to EVAL_TAG in the result's file name
   for variant in ${LONG_EVAL_VARIANTS:-eager compiled}; do
     flags=()
     for part in ${variant//+/ }; do
@@ -239,7 +241,9 @@ if has long-eval; then
         eager) ;;
         compiled) flags+=(--compile-state) ;;
         continuous) flags+=(--continuous) ;;
-        *) echo "LONG_EVAL_VARIANTS: unknown part '$part' (eager, compiled, continuous)" | tee -a "$LOG"; exit 2 ;;
+        prefill) flags+=(--refill prefill) ;;
+        stepplan) flags+=(--step-plan) ;;
+        *) echo "LONG_EVAL_VARIANTS: unknown part '$part' (eager, compiled, continuous, prefill, stepplan)" | tee -a "$LOG"; exit 2 ;;
       esac
     done
     tag=${variant//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}

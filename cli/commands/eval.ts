@@ -54,6 +54,7 @@ export const evalRunOptionsSchema = z
     stepPlan: z.boolean().default(false),
     kernelSchedule: z.enum(["rows", "balanced"]).optional(),
     continuous: z.boolean().default(false),
+    refill: z.enum(["decode", "prefill"]).optional(),
     python: z.string().optional(),
     out: z.string().optional(),
     json: z.boolean().default(false),
@@ -64,6 +65,7 @@ export const evalRunOptionsSchema = z
     if (modesChosen > 1) ctx.addIssue({ code: "custom", path: ["replay"], message: "choose one of --replay and --kernel" });
     if (!o.kernel && !o.data) ctx.addIssue({ code: "custom", path: ["data"], message: "--data is required (a dataset folder)" });
     if (!o.kernel && !o.replay && !o.run && !o.checkpoint) ctx.addIssue({ code: "custom", path: ["run"], message: "--run (a run folder from `spanattn train`) is required" });
+    if (o.refill && !o.continuous) ctx.addIssue({ code: "custom", path: ["refill"], message: "--refill is a --continuous option: add --continuous, or leave --refill out" });
     if (o.checkpoint === "best" && !o.run) ctx.addIssue({ code: "custom", path: ["checkpoint"], message: "--checkpoint best needs --run (the run whose checkpoints/best to read)" });
   });
 export type EvalRunOptions = z.infer<typeof evalRunOptionsSchema>;
@@ -131,6 +133,7 @@ export async function runEval(opts: EvalRunOptions) {
     if (opts.throughput) args.push("--throughput", "--sweep-batches", opts.sweepBatches.join(","), "--sweep-lengths", opts.sweepLengths.join(","));
     if (opts.throughput && opts.hfLimit !== undefined) args.push("--hf-limit", String(opts.hfLimit));
     if (opts.continuous) args.push("--continuous");
+    if (opts.refill) args.push("--refill", opts.refill);
     args.push(...engineFlags(opts));
     const r = await runPython({ python: python.python, module: "spanattn.evaluate", args, result: EvalResultSchema, onEvent, onStderr });
     writeAtomic(join(out, "report.html"), evalReport(r.result));
@@ -170,6 +173,7 @@ export function evalRunCommand(): Command {
     .option("--step-plan", "plan the span kernel's balanced schedule once a decode step instead of once a layer (one plan kernel a step)")
     .option("--kernel-schedule <name>", "the span kernel's work split: balanced (default: splits per sequence in proportion to what it keeps) or rows")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
+    .option("--refill <how>", "with --continuous: decode (default: the new prompt goes through the decode steps, no prefill forward) or prefill")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
     .option("--out <dir>", "output folder (default: <run>/eval/<timestamp>)")
     .option("--json", "print only the JSON result")

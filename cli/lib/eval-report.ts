@@ -24,6 +24,7 @@ export const ModeStatsSchema = z
     peak_memory_mib: maybe,
     cuda_graph: z.boolean(),
     continuous: z.boolean(),
+    refill: z.enum(["decode", "prefill"]).nullable().optional(),
     accuracy: z.record(z.string(), num),
     attended_per_step: z.array(num).optional(),
     samples: z.array(z.object({ id: z.string(), generated: z.string() })),

@@ -168,6 +168,9 @@ class Engine:
         self.limit = torch.zeros(self.B, **i64)  # stop when pos reaches it
         self.forced = torch.full((self.B, 1), -1, **i64)  # teacher-forced tokens (replay), -1 = free
         self.forced_len = torch.zeros(self.B, **i64)
+        # rows whose forced tokens are their prompt (a slot refilled inside the decode loop, see
+        # `refill`): read densely like a prefill, not counted, and decoded freely afterwards
+        self.prompt_forced = torch.zeros(self.B, dtype=torch.bool, device=self.device)
         self.step_idx = torch.zeros(self.B, **i64)
         self.dense = torch.zeros((), dtype=torch.bool, device=self.device)
         self.emitted = torch.full((self.B,), -1, **i64)  # this step's new token per row, -1 if idle
@@ -231,7 +234,8 @@ class Engine:
         active = ~self.done
         kind = self.kinds[self.tok]
         value = self.values[self.tok]
-        intervals, n, _ = self.state.step(kind, value, self.pos, active, dense=self.dense)
+        prompt = self.prompt_forced & (self.step_idx < self.forced_len)  # a refilled row's prompt token
+        intervals, n, _ = self.state.step(kind, value, self.pos, active, dense=self.dense | prompt, counted=~prompt)
         self.logits.copy_(self._forward_fn(self.tok, self.pos, intervals, n))  # fp32, static
         self._advance_fn(active)
 
@@ -245,7 +249,8 @@ class Engine:
         self.emitted.copy_(torch.where(active, nxt, torch.full_like(nxt, -1)))
         new_pos = torch.where(active, self.pos + 1, self.pos)
         finished = active & ((nxt == self.eos_id) & ~use_forced | (new_pos >= self.limit)
-                             | (use_forced & (self.step_idx + 1 >= self.forced_len) & (self.forced_len > 0)))
+                             | (use_forced & (self.step_idx + 1 >= self.forced_len) & (self.forced_len > 0)
+                                & ~self.prompt_forced))
         self.done.copy_(self.done | finished)
         self.pos.copy_(new_pos)
         self.tok.copy_(nxt)
@@ -278,8 +283,9 @@ class Engine:
         for t, saved in snapshot:
             t.copy_(saved)
 
-    def _begin(self, mode: str, forced: list[list[int]] | None) -> None:
-        """Back to the last prefill's state, ready to decode in `mode` (graph captured)."""
+    def _begin(self, mode: str, forced: list[list[int]] | None, forced_width: int = 1) -> None:
+        """Back to the last prefill's state, ready to decode in `mode` (graph captured).
+        forced_width: room for that many forced tokens a row (`refill` puts prompts there)."""
         check_mode(mode)
         if not hasattr(self, "_prefilled"):
             raise RuntimeError("decode() needs a prefill() first")
@@ -288,7 +294,8 @@ class Engine:
         self.step_idx.zero_()
         self.done.zero_()
         self.done[self._n:] = True
-        width = max([len(f) for f in forced] + [1]) if forced else 1
+        self.prompt_forced.zero_()
+        width = max([len(f) for f in forced] + [forced_width]) if forced else forced_width
         if self.forced.shape[1] < width:
             self.forced = torch.full((self.B, width), -1, dtype=torch.int64, device=self.device)
             self._graph = None
@@ -370,6 +377,32 @@ class Engine:
         self.tok[idx] = torch.tensor([p[-1] for p in prompts], device=self.device)
         self.pos[idx] = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
         self.limit[idx] = torch.tensor([len(p) - 1 + m for p, m in zip(prompts, max_new)], device=self.device)
+
+    def refill(self, rows: list[int], prompts: list[list[int]], max_new: list[int]) -> None:
+        """Start `prompts` in slots `rows` without a prefill: each row restarts at position 0
+        with its prompt as forced tokens, which the next decode steps (the same CUDA graph as
+        every step) read densely, like a prefill, and do not count; then it decodes freely. A
+        few small host-to-device writes instead of a model forward, span parse and cache copies
+        per refill; the row's first len(prompt) - 1 emitted tokens are its prompt. Needs
+        `_begin(..., forced_width >= len(prompt) - 1)` first."""
+        width = max(len(p) for p in prompts) - 1
+        if width > self.forced.shape[1]:
+            raise ValueError(f"a prompt of {width + 1} tokens needs forced_width >= {width} (have {self.forced.shape[1]})")
+        idx = torch.tensor(rows, device=self.device)
+        sel = torch.zeros(self.B, dtype=torch.bool, device=self.device)
+        sel[idx] = True
+        self.state.reset(sel)
+        forced = torch.full((len(rows), self.forced.shape[1]), -1, dtype=torch.int64)
+        for i, p in enumerate(prompts):
+            forced[i, : len(p) - 1] = torch.tensor(p[1:], dtype=torch.int64)
+        self.forced[idx] = forced.to(self.device)
+        self.forced_len[idx] = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        self.prompt_forced[idx] = True
+        self.tok[idx] = torch.tensor([p[0] for p in prompts], device=self.device)
+        self.pos[idx] = 0
+        self.limit[idx] = torch.tensor([len(p) - 1 + m for p, m in zip(prompts, max_new)], device=self.device)
+        self.step_idx[idx] = 0
+        self.done[idx] = False
 
     # ------------------------------------------------------------------ generate
     @torch.no_grad()
@@ -457,15 +490,24 @@ class _Totals:
         self.malformed += int(st.malformed[idx].sum())
 
 
+REFILLS = ("decode", "prefill")
+
+
 def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | list[int], mode: str = "sparse",
-           check_every: int = 8) -> Generation:
+           check_every: int = 8, refill: str = "decode", forced_width: int | None = None) -> Generation:
     """Continuous batching: any number of prompts through the engine's batch_size slots. Every
-    `check_every` steps the host reads which rows finished (one sync) and prefills the next
-    prompts into those rows while the others keep their place; the decode step (and its CUDA
-    graph) is the same as `Engine.decode`'s. decode_seconds covers the whole loop, refill
-    prefills included; prefill_seconds is the first prefill plus the refills.
-    max_new_tokens may be one number or one per prompt."""
+    `check_every` steps the host reads which rows finished (one sync) and starts the next
+    prompts in those rows while the others keep their place; the decode step (and its CUDA
+    graph) is the same as `Engine.decode`'s. refill="decode" (the default) feeds a new prompt
+    through the decode steps themselves (`Engine.refill`: no host work per prompt token);
+    "prefill" runs a dense prefill forward for the refilled rows. decode_seconds covers the
+    whole loop, refills included; prefill_seconds is the first prefill plus the refills' host
+    time. max_new_tokens may be one number or one per prompt. forced_width: room for refilled
+    prompts (default: the longest refilled one); give a warm-up run the real run's, so that both
+    capture the same graph."""
     check_mode(mode)
+    if refill not in REFILLS:
+        raise ValueError(f"refill must be one of {', '.join(REFILLS)} (got {refill!r})")
     eng = engine
     n = len(prompts)
     max_new = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
@@ -479,8 +521,12 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
     sync = eng.device.type == "cuda"
     eng.prefill(prompts[:first], max_new[:first])
     prefill_s = eng._prefill_seconds
-    eng._begin(mode, forced=None)
-    owner: list[list[tuple[int, int]]] = [[(0, r)] if r < first else [] for r in range(eng.B)]  # (start step, prompt)
+    in_graph = refill == "decode"
+    if forced_width is None:
+        forced_width = max(len(p) for p in prompts[first:]) - 1 if in_graph and n > first else 1
+    eng._begin(mode, forced=None, forced_width=max(1, forced_width))
+    # per slot: (step it started at, prompt, emitted tokens that are the prompt's own)
+    owner: list[list[tuple[int, int, int]]] = [[(0, r, 0)] if r < first else [] for r in range(eng.B)]
     emitted: list[torch.Tensor] = []
     totals = _Totals()
     next_prompt = first
@@ -507,13 +553,18 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
         totals.harvest(eng, rows)
         ts = time.perf_counter()
         new = list(range(next_prompt, next_prompt + len(rows)))
-        eng._fill_rows(rows, [prompts[q] for q in new], [max_new[q] for q in new])
-        idx = torch.tensor(rows, device=eng.device)
-        eng.done[idx] = False
-        eng.step_idx[idx] = 0
+        if in_graph:
+            eng.refill(rows, [prompts[q] for q in new], [max_new[q] for q in new])
+        else:
+            eng._fill_rows(rows, [prompts[q] for q in new], [max_new[q] for q in new])
+            idx = torch.tensor(rows, device=eng.device)
+            eng.done[idx] = False
+            eng.step_idx[idx] = 0
+            eng.prompt_forced[idx] = False
+            eng.forced_len[idx] = 0
         prefill_s += time.perf_counter() - ts
         for r, q in zip(rows, new):
-            owner[r].append((step, q))
+            owner[r].append((step, q, len(prompts[q]) - 1 if in_graph else 0))
         next_prompt += len(rows)
     if sync:
         torch.cuda.synchronize()
@@ -524,14 +575,15 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
     E = torch.stack(emitted, dim=1).cpu()  # (B, steps): the token each row emitted per step
     tokens: list[list[int]] = [[] for _ in range(n)]
     for r in live:
-        bounds = owner[r] + [(E.shape[1], -1)]
-        for (start, q), (end, _) in zip(bounds, bounds[1:]):
-            tokens[q] = [t for t in E[r, start:end].tolist() if t >= 0]
+        bounds = owner[r] + [(E.shape[1], -1, 0)]
+        for (start, q, own), (end, _, _) in zip(bounds, bounds[1:]):
+            tokens[q] = [t for t in E[r, start:end].tolist() if t >= 0][own:]
     return Generation(
         tokens=tokens, step_ms=[decode_s * 1000 / max(1, step)] * step, decode_seconds=decode_s,
         prefill_seconds=prefill_s, generated_tokens=sum(len(t) for t in tokens), attended_keys=totals.attended,
         possible_keys=totals.possible, directive_attempts=totals.attempts, malformed=totals.malformed,
-        meta={"mode": mode, "batch": eng.B, "graph": eng._graph is not None, "continuous": True, "steps": step},
+        meta={"mode": mode, "batch": eng.B, "graph": eng._graph is not None, "continuous": True, "steps": step,
+              "refill": refill},
     )
 
 

@@ -215,21 +215,23 @@ def fit_positions(records: list[dict], prompts: list[list[int]], max_new: int,
 # ----------------------------------------------------------------------------- running
 def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_tokens: int, mode: str,
              label: str, forced: list[list[int]] | None = None, track_steps: bool = False,
-             continuous: bool = False) -> tuple[list[list[int]], dict]:
+             continuous: bool = False, refill: str = "decode") -> tuple[list[list[int]], dict]:
     """All prompts in fixed batches (same composition for every mode; batch 0 also warms up),
-    or with `continuous` through the engine's slots, refilled as sequences finish."""
+    or with `continuous` through the engine's slots, refilled as sequences finish (`refill`:
+    see engine.stream)."""
     continuous = continuous and not forced
     track_steps = track_steps and not continuous
     warm_forced = forced[:batch] if forced else None
-    if continuous:
-        stream(engine, prompts[:batch], min(max_new_tokens, 8), mode=mode)  # warm-up, not timed
+    width = max(len(p) for p in prompts) - 1  # the same graph for the warm-up and the timed run
+    if continuous:  # warm-up, not timed, with one refill when there is a prompt to refill
+        stream(engine, prompts[: batch + 1], min(max_new_tokens, 8), mode=mode, refill=refill, forced_width=width)
     else:
         engine.generate(prompts[:batch], max_new_tokens=min(max_new_tokens, 8), mode=mode, forced=warm_forced)
     if engine.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     gens: list[Generation] = []
     if continuous:
-        gens.append(stream(engine, prompts, max_new_tokens, mode=mode))
+        gens.append(stream(engine, prompts, max_new_tokens, mode=mode, refill=refill, forced_width=width))
         emit("progress", task=label, current=1, total=1, detail=f"{gens[0].tokens_per_second:.0f} tok/s (continuous)")
     starts = [] if continuous else list(range(0, len(prompts), batch))
     for k, s in enumerate(starts):
@@ -254,6 +256,7 @@ def run_mode(engine: Engine, prompts: list[list[int]], batch: int, max_new_token
         "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None,
         "cuda_graph": any(g.meta.get("graph") for g in gens),
         "continuous": continuous,
+        "refill": refill if continuous else None,
     }
     if track_steps:  # attended fraction by step index, averaged over batches
         width = max(len(g.meta["attended_per_step"]) for g in gens)
@@ -394,7 +397,7 @@ def evaluate(args) -> dict:
     for mode in args.modes:
         log(f"decoding {len(prompts)} prompts, mode={mode}, batch={engine.B}")
         outs, stats = run_mode(engine, prompts, engine.B, max_new, mode, label=mode, track_steps=not args.continuous,
-                               continuous=args.continuous)
+                               continuous=args.continuous, refill=getattr(args, "refill", "decode"))
         texts = [response_segments(tok, o) for o in outs]
         stats["accuracy"] = score_arith(records, texts) if ds.task == "arith" else score_news(records, texts)
         stats["samples"] = [{"id": r["id"], "generated": tok.decode(o)[:400]} for r, o in zip(records[:3], outs[:3])]
@@ -463,6 +466,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--allow-reference", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--continuous", action="store_true", help="refill finished slots with the next prompts")
+    p.add_argument("--refill", choices=["decode", "prefill"], default="decode",
+                   help="--continuous: feed a new prompt through the decode steps (default) or run a prefill for it")
     add_engine_args(p)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

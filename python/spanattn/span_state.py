@@ -120,20 +120,24 @@ class SpanState:
     @torch.no_grad()
     def step(self, kind: torch.Tensor, value: torch.Tensor, pos: torch.Tensor,
              active: torch.Tensor | None = None,
-             dense: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             dense: torch.Tensor | None = None,
+             counted: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Consume the token at position `pos` (see `_step`; compiled when the state was made
         with compile=True)."""
-        return self._step_fn(kind, value, pos, active, dense)
+        return self._step_fn(kind, value, pos, active, dense, counted)
 
     def _step(self, kind: torch.Tensor, value: torch.Tensor, pos: torch.Tensor,
               active: torch.Tensor | None = None,
-              dense: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              dense: torch.Tensor | None = None,
+              counted: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Consume the token at position `pos` (B,) of kind/value (B,); return
         (intervals (B, I, 2) int32, n_intervals (B,) int32, sparse (B,) bool) for its query.
         Rows where `active` is False keep their state (padding). Where `dense` (a bool tensor,
         0-dim or (B,)) is True the directives are still parsed and counted, but the query reads
         every key: the dense baseline on the same machinery. `attended` sums the keys the
-        returned intervals hold."""
+        returned intervals hold, `possible` the keys a dense step would read, both only where
+        `counted` ((B,) bool; default: every active row): a prompt token fed through the step
+        (the engine's refill of a slot) is not a decoded token."""
         g = self.grammar
         B = self.batch
         act = torch.ones(B, dtype=torch.bool, device=kind.device) if active is None else active
@@ -203,8 +207,10 @@ class SpanState:
         sparse = sparse & a
 
         intervals, n = self._intervals(pos, sparse if dense is None else sparse & ~dense, a)
-        self.attended.add_((intervals[..., 1] - intervals[..., 0]).long().sum(dim=1))  # idle rows hold none
-        self.possible.add_(torch.where(a, pos + 1, torch.zeros_like(pos)))
+        c = a if counted is None else a & counted
+        kept = (intervals[..., 1] - intervals[..., 0]).long().sum(dim=1)  # idle rows hold none
+        self.attended.add_(torch.where(c, kept, torch.zeros_like(kept)))
+        self.possible.add_(torch.where(c, pos + 1, torch.zeros_like(pos)))
         return intervals, n, sparse
 
     def finish(self, rows: torch.Tensor | None = None) -> None:

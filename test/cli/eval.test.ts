@@ -32,6 +32,15 @@ describe("spanattn eval: bad input", () => {
     expect(r.stderr).toMatch(/- kernelSchedule: .*"rows".*"balanced"/);
   });
 
+  it("--refill belongs to --continuous and takes decode or prefill", async () => {
+    const alone = await cli(["eval", "--run", "r", "--data", "d", "--refill", "prefill"]);
+    expect(alone.exitCode).toBe(2);
+    expect(alone.stderr).toMatch(/- refill: --refill is a --continuous option/);
+    const bad = await cli(["eval", "--run", "r", "--data", "d", "--continuous", "--refill", "later"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/- refill: .*"decode".*"prefill"/);
+  });
+
   it("a folder that is not a dataset is refused by the Python side, with its hint (exit 1)", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "run"));

@@ -137,18 +137,36 @@ def test_unsupported_architecture_is_refused():
         Engine(Fake(), batch_size=1, max_len=8, special_ids={}, eos_id=None)
 
 
+@pytest.mark.parametrize("refill", ["decode", "prefill"])
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
-def test_continuous_batching_refills_slots_and_matches_one_by_one(mode):
+def test_continuous_batching_refills_slots_and_matches_one_by_one(mode, refill):
+    """Both refills: a dense prefill forward, or the prompt fed through the decode steps
+    (Engine.refill). One prompt holds a directive and ends inside its sparse segment, so the
+    state machine's reading of a refilled prompt must equal the host parse of a prefill."""
     from spanattn.engine import stream
 
     model = tiny_llama(seed=5)
-    prompts = [ids(PROMPT_A), ids(PROMPT_B), ids(PROMPT_A[:6]), ids(PROMPT_B + toks([9])), ids(PROMPT_A[:9])]
-    max_new = [3, 11, 5, 14, 4]
+    prompts = [ids(PROMPT_A), ids(PROMPT_B), ids(PROMPT_A[:6]), ids(PROMPT_B + toks([9])), ids(PROMPT_A[:9]),
+               ids(PROMPT_A + FORCED_A[:6])]
+    max_new = [3, 11, 5, 14, 4, 6]
     eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=None)
-    gen = stream(eng, prompts, max_new, mode=mode, check_every=2)
-    assert gen.meta["continuous"] and gen.generated_tokens == sum(max_new)
+    gen = stream(eng, prompts, max_new, mode=mode, check_every=2, refill=refill)
+    assert gen.meta["continuous"] and gen.meta["refill"] == refill and gen.generated_tokens == sum(max_new)
     one = Engine(model, batch_size=1, max_len=64, special_ids=SPECIAL, eos_id=None)
-    for p, m, got in zip(prompts, max_new, gen.tokens):
-        assert got == one.generate([p], max_new_tokens=m, mode=mode).tokens[0]
-    # 5 prompts through 2 slots: fewer steps than running them one after another
-    assert gen.meta["steps"] < sum(max_new)
+    singles = [one.generate([p], max_new_tokens=m, mode=mode) for p, m in zip(prompts, max_new)]
+    for single, got in zip(singles, gen.tokens):
+        assert got == single.tokens[0]
+    # the refilled prompts' own tokens are not counted as attended keys: the same totals
+    assert gen.attended_keys == sum(g.attended_keys for g in singles)
+    assert gen.possible_keys == sum(g.possible_keys for g in singles)
+    # 6 prompts through 2 slots: fewer steps than running them one after another
+    assert gen.meta["steps"] < sum(max_new) + (sum(len(p) for p in prompts[2:]) if refill == "decode" else 0)
+
+
+def test_refill_needs_room_for_the_prompt():
+    model = tiny_llama(seed=5)
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=None)
+    eng.prefill([ids(PROMPT_B)], 4)
+    eng._begin("sparse", forced=None, forced_width=3)
+    with pytest.raises(ValueError, match="a prompt of 12 tokens needs forced_width >= 11"):
+        eng.refill([1], [ids(PROMPT_A)], [4])

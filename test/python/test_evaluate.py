@@ -20,7 +20,7 @@ def dataset(tmp_path_factory):
 def args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=4, max_new_tokens=24, modes=["dense", "sparse"],
                 throughput=False, sweep_batches=[1, 2], sweep_lengths=[], device="cpu", allow_reference=False, no_graph=False,
-                continuous=False, hf_limit=None, compile_state=False, compile_decode=False)
+                continuous=False, hf_limit=None, compile_state=False, compile_decode=False, step_plan=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -72,15 +72,17 @@ def test_an_eval_cut_short_keeps_the_modes_it_finished(tmp_path, dataset, monkey
     assert (out / "result.json").exists() and not (out / "result.partial.json").exists()
 
 
-def test_continuous_batching_gives_the_same_generations_as_static_batches(tmp_path, dataset):
+@pytest.mark.parametrize("refill", ["decode", "prefill"])
+def test_continuous_batching_gives_the_same_generations_as_static_batches(tmp_path, dataset, refill):
     from spanattn.data import load_dataset
 
     save_run(tmp_path / "run", load_dataset(dataset).records("train"))
     kw = dict(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o"), batch=3, limit=7, max_new_tokens=10)
     static = evaluate.evaluate(args(**kw))
-    cont = evaluate.evaluate(args(**kw, continuous=True))
+    cont = evaluate.evaluate(args(**kw, continuous=True, refill=refill))
     for mode in ("dense", "sparse"):
         assert cont["modes"][mode]["continuous"] and not static["modes"][mode]["continuous"]
+        assert cont["modes"][mode]["refill"] == refill and static["modes"][mode]["refill"] is None
         assert cont["modes"][mode]["generated_tokens"] == static["modes"][mode]["generated_tokens"]
         assert cont["modes"][mode]["accuracy"] == static["modes"][mode]["accuracy"]
         assert cont["modes"][mode]["attended_fraction"] == pytest.approx(static["modes"][mode]["attended_fraction"])
@@ -178,7 +180,7 @@ def test_bad_runs_are_refused_with_a_hint(tmp_path, dataset):
 
 def test_replay_tiny_shape_measures_both_modes(tmp_path, dataset):
     ns = argparse.Namespace(data=str(dataset), split="test", limit=None, shape="tiny", contexts=[96], batches=[2], gen=8,
-                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False, compile_state=False, compile_decode=False)
+                            memory_gib=None, device="cpu", allow_reference=False, no_graph=False, compile_state=False, compile_decode=False, step_plan=False)
     r = replay.replay(ns)
     row = r["rows"][0]
     assert row["context"] == 96 and row["dense"]["attended_fraction"] == 1.0

@@ -50,7 +50,7 @@ def test_pack_unpack_round_trip_evaluates(ferry, trained, tmp_path):
     args = dict(run=str(got), checkpoint=str(got / "checkpoint"), data=str(got / "data"), split="test", limit=None,
                 batch=3, max_new_tokens=12, modes=["dense", "sparse"], throughput=False, sweep_batches=[1],
                 device="cpu", allow_reference=False, no_graph=False, continuous=False, hf_limit=None,
-                compile_state=False, compile_decode=False, out=str(tmp_path / "eval"))
+                compile_state=False, compile_decode=False, step_plan=False, out=str(tmp_path / "eval"))
     r = evaluate.evaluate(argparse.Namespace(**args))
     assert r["records"] == 6 and set(r["modes"]) == {"dense", "sparse"}
 

@@ -48,7 +48,7 @@ def news_config(data_dir, **sections) -> dict:
 def eval_args(**kw):
     base = dict(split="test", checkpoint=None, limit=None, batch=2, max_new_tokens=48, modes=["dense", "sparse"],
                 throughput=False, sweep_batches=[1], device="cpu", allow_reference=False, no_graph=False,
-                continuous=False, hf_limit=None, compile_state=False, compile_decode=False)
+                continuous=False, hf_limit=None, compile_state=False, compile_decode=False, step_plan=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
