@@ -174,6 +174,11 @@ class Engine:
         self.step_idx = torch.zeros(self.B, **i64)
         self.dense = torch.zeros((), dtype=torch.bool, device=self.device)
         self.emitted = torch.full((self.B,), -1, **i64)  # this step's new token per row, -1 if idle
+        # written by the step itself (inside the graph), read by the host once per decode: the
+        # emitted tokens and the running sums of kept / possible keys, one column / row per step
+        self.step_count = torch.zeros((), **i64)
+        self.token_log = torch.full((self.B, self.N), -1, **i64)
+        self.count_log = torch.zeros((self.N, 2), **i64)
         self.logits = torch.zeros(self.B, cfg.vocab_size, dtype=torch.float32, device=self.device)
         self._arange_b = torch.arange(self.B, device=self.device)
         self._arange_h = torch.arange(self.Hkv, device=self.device)
@@ -255,6 +260,11 @@ class Engine:
         self.pos.copy_(new_pos)
         self.tok.copy_(nxt)
         self.step_idx.add_(active.long())
+        t = self.step_count.clamp(max=self.N - 1).view(1)
+        self.token_log.index_copy_(1, t, self.emitted.view(-1, 1))
+        sums = torch.stack([self.state.attended.sum(), self.state.possible.sum()])  # idle rows add nothing
+        self.count_log.index_copy_(0, t, sums.view(1, 2))
+        self.step_count.add_(1)
 
     def _ensure_graph(self) -> None:
         if not self.use_graph or self._graph is not None:
@@ -274,7 +284,8 @@ class Engine:
 
     def _snapshot(self):
         st = self.state
-        tensors = [self.tok, self.pos, self.limit, self.done, self.step_idx, st.seg_starts, st.cur, st.mode, st.nref,
+        tensors = [self.tok, self.pos, self.limit, self.done, self.step_idx, self.step_count, st.seg_starts, st.cur,
+                   st.mode, st.nref,
                    st.nvalid, st.refs, st.attempts, st.malformed, st.attended, st.possible]
         return [(t, t.clone()) for t in tensors]
 
@@ -292,6 +303,7 @@ class Engine:
         self._restore(self._prefilled)
         self.dense.fill_(mode == "dense")
         self.step_idx.zero_()
+        self.step_count.zero_()
         self.done.zero_()
         self.done[self._n:] = True
         self.prompt_forced.zero_()
@@ -425,10 +437,8 @@ class Engine:
         sync = self.device.type == "cuda"
         prefill_s = self._prefill_seconds
 
-        out = torch.full((self.B, max_new_tokens), -1, dtype=torch.int64, device=self.device)
         step_ms: list[float] = []
         logits: list[torch.Tensor] = []
-        cums: list[torch.Tensor] = []
         # per-step latency from CUDA events (no host sync per step); wall clock on the CPU
         events = [torch.cuda.Event(enable_timing=True) for _ in range(max_new_tokens + 1)] if sync else []
         if sync:
@@ -437,12 +447,9 @@ class Engine:
         steps = 0
         for step in range(max_new_tokens):
             ts = time.perf_counter()
-            self._run_step()
-            out[:, step] = self.emitted
+            self._run_step()  # it logs its tokens and key counts itself (token_log, count_log)
             if keep_logits:
                 logits.append(self.logits.clone())
-            if track_steps:  # device-side running sums; read once at the end
-                cums.append(torch.stack([self.state.attended[:n].sum(), self.state.possible[:n].sum()]))
             steps += 1
             if sync:
                 events[step + 1].record()
@@ -458,11 +465,11 @@ class Engine:
         self.state.finish(~self.done)
 
         per_step: list[float] = []
-        if cums:
-            c = torch.stack(cums).cpu()  # (steps, 2) cumulative kept / possible keys
+        if track_steps:
+            c = self.count_log[:steps].cpu()  # (steps, 2) cumulative kept / possible keys
             d = torch.diff(c, dim=0, prepend=torch.zeros(1, 2, dtype=c.dtype))
             per_step = [float(k) / float(p) if p else 1.0 for k, p in d.tolist()]
-        rows = out[:n].cpu().tolist()
+        rows = self.token_log[:n, :steps].cpu().tolist()
         tokens = [[t for t in r if t >= 0] for r in rows]
         st = self.state
         return Generation(
@@ -532,10 +539,16 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
     next_prompt = first
     step = 0
     t0 = time.perf_counter()
+    logged = 0  # steps in eng.token_log since it was last read
     while True:
         eng._run_step()
-        emitted.append(eng.emitted.clone())
         step += 1
+        logged += 1
+        if step % check_every and logged < eng.N:
+            continue
+        emitted.append(eng.token_log[:, :logged].clone())  # the step logs its tokens; start the log over
+        eng.step_count.zero_()
+        logged = 0
         if step % check_every:
             continue
         done = eng.done.cpu().tolist()
@@ -566,13 +579,15 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
         for r, q in zip(rows, new):
             owner[r].append((step, q, len(prompts[q]) - 1 if in_graph else 0))
         next_prompt += len(rows)
+    if logged:
+        emitted.append(eng.token_log[:, :logged].clone())
     if sync:
         torch.cuda.synchronize()
     decode_s = time.perf_counter() - t0
     live = [r for r in range(eng.B) if owner[r]]
     eng.state.finish(torch.tensor([bool(owner[r]) for r in range(eng.B)], device=eng.device))
     totals.harvest(eng, live)
-    E = torch.stack(emitted, dim=1).cpu()  # (B, steps): the token each row emitted per step
+    E = torch.cat(emitted, dim=1).cpu()  # (B, steps): the token each row emitted per step
     tokens: list[list[int]] = [[] for _ in range(n)]
     for r in live:
         bounds = owner[r] + [(E.shape[1], -1, 0)]

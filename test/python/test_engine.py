@@ -170,3 +170,22 @@ def test_refill_needs_room_for_the_prompt():
     eng._begin("sparse", forced=None, forced_width=3)
     with pytest.raises(ValueError, match="a prompt of 12 tokens needs forced_width >= 11"):
         eng.refill([1], [ids(PROMPT_A)], [4])
+
+
+def test_the_step_logs_its_attended_fraction_per_step():
+    """track_steps reads the step's own log (count_log): one entry a step; dense steps read
+    every key; sparse steps read fewer once a directive has closed, and their log agrees with
+    the run's totals."""
+    model = tiny_llama()
+    eng = Engine(model, batch_size=2, max_len=64, special_ids=SPECIAL, eos_id=SPECIAL["<eos>"])
+    prompts, forced = [ids(PROMPT_A), ids(PROMPT_B)], [ids(FORCED_A), ids(FORCED_B)]
+    steps = max(len(f) for f in forced)
+    eng.prefill(prompts, 32)
+    dense = eng.decode("dense", forced=forced, track_steps=True)
+    assert dense.meta["attended_per_step"] == [1.0] * steps
+    sparse = eng.decode("sparse", forced=forced, track_steps=True)
+    per_step = sparse.meta["attended_per_step"]
+    assert len(per_step) == steps and min(per_step) < 1.0 and max(per_step) == 1.0
+    c = eng.count_log[:steps]  # running sums: the last one is the run's total
+    assert int(c[-1, 0]) == sparse.attended_keys and int(c[-1, 1]) == sparse.possible_keys
+    assert sparse.tokens == forced
