@@ -54,6 +54,9 @@ if [ "$MODE" != bench ]; then
   step "compute-sanitizer memcheck and racecheck, balanced schedule planned once for two calls (step_plan)"
   timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned 2>&1 | tail -8 | tee -a "$LOG"
   timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned 2>&1 | tail -8 | tee -a "$LOG"
+  step "compute-sanitizer memcheck and racecheck, balanced schedule, fused combine, planned once for two calls"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned --fused 2>&1 | tail -8 | tee -a "$LOG"
+  timeout 90 compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 cuda/build/harness --check-only --small --balanced --planned --fused 2>&1 | tail -8 | tee -a "$LOG"
   fi
 
   step "pytest gpu"

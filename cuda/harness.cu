@@ -289,10 +289,13 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--small")) small = true;
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--planned")) g_planned = true;  // timings then cover one plan and two attends
+    else if (!strcmp(argv[i], "--fused")) {  // the balanced schedule's fused combine
+      if (spanattn_set_combine(1) != SPANATTN_OK) return 2;
+    }
     else if (!strcmp(argv[i], "--balanced") || !strcmp(argv[i], "--rows")) {  // work schedule (span_schedule.h)
       if (spanattn_set_schedule(strcmp(argv[i], "--balanced") == 0 ? 1 : 0) != SPANATTN_OK) return 2;
     } else {
-      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced] [--planned]\n");
+      fprintf(stderr, "usage: harness [--check-only] [--small] [--iters N] [--rows | --balanced] [--planned] [--fused]\n");
       return 2;
     }
   }

@@ -61,6 +61,7 @@ int fail(int status, const char* fmt, ...) {
 int g_variant = 0;  // tuning override, 0 = automatic
 int g_num_splits = 0;
 int g_schedule = 1;  // 0 = rows, 1 = balanced (the default; span_schedule.h)
+int g_fused_combine = 0;  // balanced: 1 = the last split block of a unit merges (no combine kernel)
 
 struct Params {
   // balanced schedule only (NULL for the rows schedule): the plan kernel's block map
@@ -68,6 +69,10 @@ struct Params {
   const int4* map;
   const int* row_start;
   const int* row_n;
+  // balanced schedule with the fused combine only (else NULL): per (sequence, unit), how many
+  // of its split blocks have stored their partials (the plan kernel zeroes them; the last
+  // block to arrive merges and sets its counter back to 0)
+  int* counters;
   const void* q;
   const void* k;
   const void* v;
@@ -242,7 +247,7 @@ __device__ __forceinline__ int kept_position(const int* s_cum, const int* s_end,
 // final output when there is one split, else this split's slot of the workspace.
 template <typename T, int D, int NPART, int HSTRIDE>
 __device__ __forceinline__ void store_block_result(const Params& p, const float* s_acc,
-                                                   const float* s_ml, int b, int head0,
+                                                   const float* s_ml, int b, int unit, int head0,
                                                    int nheads, int nsplit, size_t slot0,
                                                    int slot_stride) {
   for (int e = threadIdx.x; e < nheads * D; e += kThreads) {
@@ -270,6 +275,38 @@ __device__ __forceinline__ void store_block_result(const Params& p, const float*
       }
     }
   }
+  if (p.counters == nullptr || nsplit == 1) return;
+  // Fused combine (balanced schedule): the last of the unit's nsplit blocks to store its
+  // partials merges all of them, in the combine kernel's order (the same bits), and sets the
+  // unit's counter back to 0 for the next call. Classic threadfence reduction: every block
+  // makes its partials visible device-wide before it counts, the last reads them from L2.
+  __shared__ int s_last;
+  __threadfence();
+  __syncthreads();
+  int* counter = p.counters + (size_t)b * (p.heads_kv * p.head_chunks) + unit;
+  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == nsplit - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const size_t first =
+      (size_t)spanattn_schedule::unit_first_block(p.row_start, p.row_n, b, unit) * p.heads_per_chunk;
+  const size_t stride = p.heads_per_chunk;
+  for (int e = threadIdx.x; e < nheads * D; e += kThreads) {
+    const int g = e / D, d = e - g * D;
+    float mx = -INFINITY;
+    for (int x = 0; x < nsplit; ++x) mx = fmaxf(mx, __ldcg(p.part_ml + 2 * (first + x * stride + g)));
+    const float m_safe = mx == -INFINITY ? 0.f : mx;
+    float o = 0.f, sum = 0.f;
+    for (int x = 0; x < nsplit; ++x) {
+      const size_t slot = first + x * stride + g;
+      const float w = exp2f(__ldcg(p.part_ml + 2 * slot) - m_safe);
+      sum = fmaf(w, __ldcg(p.part_ml + 2 * slot + 1), sum);
+      o = fmaf(w, __ldcg(p.part_o + slot * D + d), o);
+    }
+    const size_t bh = (size_t)b * p.heads_q + head0 + g;
+    reinterpret_cast<T*>(p.out)[bh * D + d] = from_float<T>(sum > 0.f ? o / sum : 0.f);
+  }
+  if (threadIdx.x == 0) *counter = 0;
 }
 
 // Which piece of work this block owns: its sequence, KV head, head chunk, split and the
@@ -477,7 +514,8 @@ __global__ void __launch_bounds__(kThreads) span_decode_split_kernel(const Param
   }
   __syncthreads();
 
-  store_block_result<T, D, NLG, GMAX>(p, s_acc, s_ml, b, head0, nheads, w.nsplit, w.slot0, w.slot_stride);
+  store_block_result<T, D, NLG, GMAX>(p, s_acc, s_ml, b, hkv * p.head_chunks + chunk, head0, nheads, w.nsplit,
+                                      w.slot0, w.slot_stride);
 }
 
 // ---------------------------------------------------------------- tensor-core split kernel
@@ -713,14 +751,16 @@ __global__ void __launch_bounds__(kThreads) span_decode_mma_kernel(const Params 
     s_ml[(warp * kMmaHeads + g) * 2 + 1] = l_run;
   }
   __syncthreads();
-  store_block_result<T, D, kWarps, kMmaHeads>(p, s_acc, s_ml, b, head0, nheads, w.nsplit, w.slot0, w.slot_stride);
+  store_block_result<T, D, kWarps, kMmaHeads>(p, s_acc, s_ml, b, hkv * p.head_chunks + chunk, head0, nheads,
+                                              w.nsplit, w.slot0, w.slot_stride);
 }
 
 // ---------------------------------------------------------------- combine kernel
 // One block per (sequence, query head), one thread per output element. Rows schedule: the
 // S partials of (b, h) are adjacent. Balanced: the row's n splits of this head's unit are
-// the unit's n consecutive blocks, one slot per head of the chunk; n == 1 wrote the output
-// in the split kernel already, n == 0 (nothing kept) is a zero row.
+// the unit's n consecutive blocks, one slot per head of the chunk; n == 1 (every row that
+// keeps nothing among them) wrote the output in the split kernel already. Not launched with
+// the fused combine (spanattn_set_combine(1)): the split kernel's last block merges.
 template <typename T>
 __global__ void span_decode_combine_kernel(const Params p, int head_dim) {
   wait_for_primary_grid();
@@ -776,6 +816,8 @@ __global__ void __launch_bounds__(kPlanThreads) span_plan_kernel(const Params p,
   // launch it may start early), then let the split kernel launch: it waits for the map.
   wait_for_primary_grid();
   allow_dependent_launch();
+  // the fused combine's counters, always (the plan outlives a change of spanattn_set_combine)
+  for (int i = tid; i < B * Y; i += kPlanThreads) p.counters[i] = 0;
 
   long long mine = 0;
   for (int b = tid; b < B; b += kPlanThreads) {
@@ -850,7 +892,7 @@ struct Plan {
   int schedule;       // 0 rows, 1 balanced
   int grid_blocks;    // balanced: W + P blocks (1-D grid)
   long long work_blocks;  // balanced: W = num_splits x P
-  size_t map_offset;  // balanced: byte offset of the int4 map in the workspace (then row_start, row_n)
+  size_t map_offset;  // balanced: byte offset of the int4 map in the workspace (then row_start, row_n, counters)
   bool dependent_launch;
   size_t smem_bytes, workspace_bytes;
 };
@@ -873,7 +915,8 @@ int balanced_grid(int batch, int units_per_row, int num_splits, long long* work_
   return SPANATTN_OK;
 }
 
-// Workspace of the balanced schedule: partials per (block, head of its chunk), then the map.
+// Workspace of the balanced schedule: partials per (block, head of its chunk), then the plan:
+// the map (int4 a block), row_start and row_n (B each), the fused combine's counters (B x units).
 int balanced_layout(int batch, int units_per_row, int num_splits, int heads_per_chunk, int head_dim,
                     long long* work_blocks, int* grid_blocks, size_t* map_offset, size_t* bytes) {
   const int status = balanced_grid(batch, units_per_row, num_splits, work_blocks, grid_blocks);
@@ -882,7 +925,8 @@ int balanced_layout(int batch, int units_per_row, int num_splits, int heads_per_
   const size_t floats = (size_t)grid * heads_per_chunk * (head_dim + 2);
   const size_t offset = (floats * sizeof(float) + 15) / 16 * 16;
   *map_offset = offset;
-  *bytes = offset + (size_t)grid * 4 * sizeof(int) + (size_t)2 * batch * sizeof(int);
+  *bytes = offset + (size_t)grid * 4 * sizeof(int) + (size_t)2 * batch * sizeof(int) +
+           (size_t)batch * units_per_row * sizeof(int);
   return SPANATTN_OK;
 }
 
@@ -1090,6 +1134,15 @@ int spanattn_set_schedule(int schedule) {
 
 int spanattn_get_schedule(void) { return g_schedule; }
 
+int spanattn_set_combine(int fused) {
+  if (fused != 0 && fused != 1)
+    return fail(SPANATTN_ERR_ARGUMENT, "combine must be 0 (combine kernel) or 1 (fused) (got %d)", fused);
+  g_fused_combine = fused;
+  return SPANATTN_OK;
+}
+
+int spanattn_get_combine(void) { return g_fused_combine; }
+
 int spanattn_schedule_host(int batch, int heads_q, int heads_kv, int max_len, int max_intervals,
                            int num_splits, const int32_t* intervals, const int32_t* n_intervals,
                            const int32_t* seq_lens, int32_t* map, int32_t* pieces,
@@ -1182,7 +1235,9 @@ cudaError_t launch_plan(const Plan& plan, const Params& p, void* plan_buf, cudaS
   int* row_n = row_start + p.batch;
   long long work_blocks = plan.work_blocks;
   int grid_blocks = plan.grid_blocks;
-  void* plan_args[] = {const_cast<Params*>(&p), &map, &row_start, &row_n, &work_blocks, &grid_blocks};
+  Params q = p;
+  q.counters = row_n + p.batch;
+  void* plan_args[] = {&q, &map, &row_start, &row_n, &work_blocks, &grid_blocks};
   return cudaLaunchKernel((const void*)span_plan_kernel, dim3(1), dim3(kPlanThreads), plan_args, 0, s);
 }
 
@@ -1226,6 +1281,7 @@ int decode_impl(const void* q, const void* k_cache, const void* v_cache, const i
   p.map = nullptr;
   p.row_start = nullptr;
   p.row_n = nullptr;
+  p.counters = nullptr;
   p.batch = batch;
   p.q = q;
   p.k = k_cache;
@@ -1241,6 +1297,7 @@ int decode_impl(const void* q, const void* k_cache, const void* v_cache, const i
     p.map = reinterpret_cast<const int4*>(plan_buf);
     p.row_start = reinterpret_cast<const int*>(p.map + plan.grid_blocks);
     p.row_n = p.row_start + batch;
+    if (g_fused_combine) p.counters = const_cast<int*>(p.row_n + batch);
   } else {  // partials per (sequence, query head, split)
     p.part_ml = p.part_o ? p.part_o + (size_t)batch * heads_q * plan.num_splits * head_dim : nullptr;
   }
@@ -1265,6 +1322,7 @@ int decode_impl(const void* q, const void* k_cache, const void* v_cache, const i
     // for that one inside (block_work), and the plan kernel ran before it in stream order
     err = launch_split_balanced(plan, p, s);
     if (err != cudaSuccess) return cuda_fail(err, "span_decode_split_kernel launch (balanced)");
+    if (p.counters) return SPANATTN_OK;  // fused: the split kernel merged the splits itself
     err = dtype == SPANATTN_BF16
               ? launch_combine<__nv_bfloat16>(p, batch, head_dim, plan.dependent_launch, s)
               : launch_combine<__half>(p, batch, head_dim, plan.dependent_launch, s);

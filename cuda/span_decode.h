@@ -100,6 +100,12 @@ int spanattn_set_tuning(int variant, int num_splits);
  * per call, or per step with spanattn_span_plan). Changes spanattn_plan()'s workspace size. */
 int spanattn_set_schedule(int schedule);
 int spanattn_get_schedule(void);
+/* How the balanced schedule merges a sequence's splits, process-wide: 0 = a combine kernel
+ * after the split kernel (the default), 1 = fused: the last split block of each (sequence,
+ * KV head) to finish merges them (one launch fewer per call; the same bits). No effect under
+ * the rows schedule. */
+int spanattn_set_combine(int fused);
+int spanattn_get_combine(void);
 /* The balanced schedule's plan computed on the host, for tests (no GPU needed): with
  * num_splits given, fills map (4 ints a block: sequence or -1, unit, split, splits of the
  * sequence), pieces (2 a block: first and end kept-token index of the block's piece),

@@ -7,7 +7,7 @@
  *    "unit" is cut into the same S splits of its kept tokens, whatever it keeps.
  *  - balanced (1, the default): a 1-D grid of W + P blocks (W = S x P work blocks, P = B x units per
  *    row). A plan kernel gives each row a number of splits in proportion to the tokens it
- *    keeps, n_b = floor(t_b * W / (Y * T)) (at least 1 when t_b > 0, at most one per
+ *    keeps, n_b = floor(t_b * W / (Y * T)) (at least 1, even when t_b = 0, at most one per
  *    kMinPieceTokens kept tokens), so every block reads about T * Y / W tokens. A row that
  *    reads its whole context while the others read a few hundred tokens gets many blocks
  *    instead of S long ones. When every row keeps the same count (dense), n_b = S: the same
@@ -53,9 +53,11 @@ SPANATTN_HD int piece_begin(int total, int split, int n) {
   return (int)(((long long)total * split) / n);
 }
 
-/* Splits of a row keeping t of T tokens (summed over rows), Y units per row, W work blocks. */
+/* Splits of a row keeping t of T tokens (summed over rows), Y units per row, W work blocks.
+ * A row that keeps nothing gets one (empty) split too: its block writes the row's zeros, so
+ * no other kernel has to (the fused combine has none). */
 SPANATTN_HD int row_blocks(long long t, long long total, long long work_blocks, int units_per_row) {
-  if (t <= 0) return 0;
+  if (t <= 0) return 1;
   long long n = total > 0 ? (t * work_blocks) / ((long long)units_per_row * total) : 1;
   const long long cap = (t + kMinPieceTokens - 1) / kMinPieceTokens;
   if (n > cap) n = cap;

@@ -53,6 +53,7 @@ export const evalRunOptionsSchema = z
     compileDecode: z.boolean().default(false),
     stepPlan: z.boolean().default(false),
     kernelSchedule: z.enum(["rows", "balanced"]).optional(),
+    kernelCombine: z.enum(["kernel", "fused"]).optional(),
     continuous: z.boolean().default(false),
     refill: z.enum(["decode", "prefill"]).optional(),
     python: z.string().optional(),
@@ -88,6 +89,7 @@ function engineFlags(opts: EvalRunOptions): string[] {
     ...(opts.compileDecode ? ["--compile-decode"] : []),
     ...(opts.stepPlan ? ["--step-plan"] : []),
     ...(opts.kernelSchedule ? ["--kernel-schedule", opts.kernelSchedule] : []),
+    ...(opts.kernelCombine ? ["--kernel-combine", opts.kernelCombine] : []),
   ];
 }
 
@@ -172,6 +174,7 @@ export function evalRunCommand(): Command {
     .option("--compile-decode", "torch.compile the model's decode forward too: norms, rotary, KV-cache writes and activations fused around the GEMMs and the span kernel")
     .option("--step-plan", "plan the span kernel's balanced schedule once a decode step instead of once a layer (one plan kernel a step)")
     .option("--kernel-schedule <name>", "the span kernel's work split: balanced (default: splits per sequence in proportion to what it keeps) or rows")
+    .option("--kernel-combine <how>", "how the balanced schedule merges a sequence's splits: kernel (default: a combine kernel) or fused (the split kernel's last block merges; one launch fewer a layer)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--refill <how>", "with --continuous: decode (default: the new prompt goes through the decode steps, no prefill forward) or prefill")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")

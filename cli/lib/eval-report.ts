@@ -42,6 +42,8 @@ const engineFields = {
   compile_state: z.boolean().optional(),
   compile_decode: z.boolean().optional(),
   step_plan: z.boolean().optional(),
+  kernel_schedule: z.string().nullable().optional(),
+  kernel_combine: z.string().nullable().optional(),
   note: z.string().nullable(),
 };
 
@@ -83,6 +85,25 @@ export type ReplayResult = z.infer<typeof ReplayResultSchema>;
 const f = (v: number | null | undefined, digits = 1) => (v == null || !Number.isFinite(v) ? "–" : v.toFixed(digits));
 const pct = (v: number | undefined) => (v == null ? "–" : `${(100 * v).toFixed(2)}%`);
 
+/** How the decode engine ran, in words: "kernel attention (balanced schedule, fused combine), compiled state machine". */
+export function engineSummary(r: {
+  attention: string;
+  kernel_schedule?: string | null;
+  kernel_combine?: string | null;
+  step_plan?: boolean;
+  compile_state?: boolean;
+  compile_decode?: boolean;
+}): string {
+  const kernel: string[] = [];
+  if (r.kernel_schedule) kernel.push(`${r.kernel_schedule} schedule`);
+  if (r.kernel_schedule === "balanced" && r.kernel_combine === "fused") kernel.push("fused combine");
+  if (r.kernel_schedule === "balanced" && r.step_plan) kernel.push("one plan a step");
+  let out = `${r.attention} attention${kernel.length ? ` (${kernel.join(", ")})` : ""}`;
+  if (r.compile_state) out += r.compile_decode ? ", compiled state machine and decode forward" : ", compiled state machine";
+  else if (r.compile_decode) out += ", compiled decode forward";
+  return out;
+}
+
 export function evalTable(r: EvalResult): string {
   const modes = Object.keys(r.modes);
   const accKeys = [...new Set(modes.flatMap((m) => Object.keys(r.modes[m].accuracy)))];
@@ -96,7 +117,10 @@ export function evalTable(r: EvalResult): string {
     ["peak GPU memory MiB", ...modes.map((m) => f(r.modes[m].peak_memory_mib, 0))],
   ];
   let out = table(["", ...modes], rows);
-  if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""}, ${r.attention} attention)`;
+  const cont = Object.values(r.modes).find((m) => m.continuous);
+  const batching = cont ? `continuous batching, ${cont.refill ?? "prefill"} refill` : "static batches";
+  if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""})`;
+  out += `\nengine: ${engineSummary(r)}; ${batching}`;
   if (r.sweep?.length) out += "\n\n" + table(["batch", "dense tok/s", "sparse tok/s", "speed-up"], r.sweep.map((s) => [String(s.batch), f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`]));
   if (r.length_sweep?.length)
     out += "\n\n" + table([`new tokens (batch ${r.length_sweep[0].batch})`, "dense tok/s", "sparse tok/s", "speed-up", "attended"], r.length_sweep.map((s) => [`<= ${s.max_new_tokens}`, f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`, f(s.sparse.attended_fraction, 3)]));
@@ -111,7 +135,7 @@ export function replayTable(r: ReplayResult): string {
     row.skipped ? [String(row.context), String(row.batch), "–", "–", "–", row.skipped] : [String(row.context), String(row.batch), f(row.dense?.tokens_per_second, 0), f(row.sparse?.tokens_per_second, 0), `${f(row.speedup, 2)}x`, f(row.sparse?.attended_fraction, 3)],
   );
   let out = table(["context", "batch", "dense tok/s", "sparse tok/s", "speed-up", "attended"], rows);
-  out += `\n\nreplay ${r.shape} on ${r.device}${r.gpu ? ` (${r.gpu})` : ""}, ${r.dtype}, ${r.attention} attention`;
+  out += `\n\nreplay ${r.shape} on ${r.device}${r.gpu ? ` (${r.gpu})` : ""}, ${r.dtype}, ${engineSummary(r)}`;
   if (r.note) out += `\nnote: ${r.note}`;
   return out;
 }

@@ -131,8 +131,8 @@ def check_kernel(device: torch.device, allow_reference: bool) -> str:
     try:
         load_library()
         return "kernel"
-    except KernelArgumentError as e:  # a bad SPANATTN_KERNEL_SCHEDULE: the user's to fix, no fallback
-        raise EvalError(str(e), "unset it, or set it to rows or balanced") from None
+    except KernelArgumentError as e:  # a bad SPANATTN_KERNEL_SCHEDULE / _COMBINE: the user's to fix, no fallback
+        raise EvalError(str(e), "unset it, or set it to one of the values the message lists") from None
     except (KernelLibraryError, OSError) as e:
         if not allow_reference:
             raise EvalError(f"the span kernel is not built for this GPU ({str(e).splitlines()[0]})",
@@ -310,6 +310,15 @@ def kernel_schedule(attention: str) -> str | None:
     return get_schedule()
 
 
+def kernel_combine(attention: str) -> str | None:
+    """How the balanced schedule merged splits (kernel or fused), for result files; None off the kernel."""
+    if attention != "kernel":
+        return None
+    from .kernel import get_combine
+
+    return get_combine()
+
+
 def sweep_point(engine: Engine, prompts: list[list[int]], max_new: int, label: str, extra: tuple[str, ...] = (),
                 **row) -> dict:
     """One row of a --throughput sweep: both modes on the same prompts at the engine's batch."""
@@ -325,13 +334,15 @@ def sweep_point(engine: Engine, prompts: list[list[int]], max_new: int, label: s
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """The decode engine's options, the same for eval, replay and benchmarks/profile_decode.py."""
-    from .kernel import SCHEDULES
+    from .kernel import COMBINES, SCHEDULES
 
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--compile-decode", action="store_true",
                    help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
     p.add_argument("--step-plan", action="store_true",
                    help="plan the span kernel's balanced schedule once a decode step, not once a layer")
+    p.add_argument("--kernel-combine", choices=list(COMBINES),
+                   help="how the balanced schedule merges splits: kernel (default: SPANATTN_KERNEL_COMBINE, else kernel) or fused")
     p.add_argument("--kernel-schedule", choices=list(SCHEDULES),
                    help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
 
@@ -351,6 +362,10 @@ def prepare(args):
         from .kernel import set_schedule
 
         set_schedule(args.kernel_schedule)
+    if attention == "kernel" and getattr(args, "kernel_combine", None):
+        from .kernel import set_combine
+
+        set_combine(args.kernel_combine)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
         ds = load_dataset(args.data)
@@ -389,7 +404,7 @@ def evaluate(args) -> dict:
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
         "compile_decode": args.compile_decode, "step_plan": args.step_plan,
-        "kernel_schedule": kernel_schedule(attention),
+        "kernel_schedule": kernel_schedule(attention), "kernel_combine": kernel_combine(attention),
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},

@@ -10,7 +10,10 @@ sequence's intervals (DESIGN §4):
 CUDA tensors run cuda/build/libspanattn.so through ctypes (build it with
 `spanattn build-kernel`; SPANATTN_KERNEL_LIB overrides the path). SPANATTN_KERNEL_SCHEDULE
 (`balanced`, the default, or `rows`; see cuda/span_schedule.h) picks how the kernel splits
-the work when the library loads; `set_schedule` changes it later. CPU tensors run
+the work when the library loads; `set_schedule` changes it later. SPANATTN_KERNEL_COMBINE
+(`kernel`, the default, or `fused`) and `set_combine` pick how the balanced schedule merges
+the splits. `span_plan` makes the balanced schedule's plan once for several calls with the
+same intervals (the layers of a decode step): pass it as `plan=`. CPU tensors run
 `span_decode_attention_reference`, which is also the oracle of every test. The op is
 registered as `torch.ops.spanattn.span_decode_attention` with a fake implementation, so
 torch.compile traces through it and CUDA graphs capture it (the library never syncs
@@ -42,6 +45,11 @@ DEFAULT_LIBRARY = REPO_ROOT / "cuda" / "build" / "libspanattn.so"
 LIBRARY_ENV = "SPANATTN_KERNEL_LIB"
 SCHEDULE_ENV = "SPANATTN_KERNEL_SCHEDULE"
 SCHEDULES = {"rows": 0, "balanced": 1}
+COMBINE_ENV = "SPANATTN_KERNEL_COMBINE"
+# how the balanced schedule merges a sequence's splits: a combine kernel, or fused into the
+# split kernel (its last block a unit merges); "kernel" stays the default until fused is run on a GPU
+COMBINES = {"kernel": 0, "fused": 1}
+DEFAULT_COMBINE = "kernel"
 # same numerics as rows; 1.99x vs 1.68x sparse/dense on the llama-8b replay (benchmarks/README.md, "Session 5")
 DEFAULT_SCHEDULE = "balanced"
 
@@ -248,11 +256,18 @@ def load_library() -> ctypes.CDLL:
         lib.spanattn_get_schedule.restype = i
         lib.spanattn_schedule_host.argtypes = [i] * 6 + [p] * 7 + [ctypes.POINTER(i)]
         lib.spanattn_schedule_host.restype = i
+        lib.spanattn_set_combine.argtypes = [i]
+        lib.spanattn_set_combine.restype = i
+        lib.spanattn_get_combine.restype = i
         # set even when it is the default, so that a library built before the default changed agrees
         wanted = os.environ.get(SCHEDULE_ENV) or DEFAULT_SCHEDULE
         if wanted not in SCHEDULES:
             raise KernelArgumentError(f"{SCHEDULE_ENV}={wanted!r}: expected one of {', '.join(SCHEDULES)}")
         _check_status(lib, lib.spanattn_set_schedule(SCHEDULES[wanted]), "set_schedule")
+        combine = os.environ.get(COMBINE_ENV) or DEFAULT_COMBINE
+        if combine not in COMBINES:
+            raise KernelArgumentError(f"{COMBINE_ENV}={combine!r}: expected one of {', '.join(COMBINES)}")
+        _check_status(lib, lib.spanattn_set_combine(COMBINES[combine]), "set_combine")
         _lib = lib
         return lib
 
@@ -316,6 +331,20 @@ def set_schedule(name: str) -> None:
 def get_schedule() -> str:
     code = load_library().spanattn_get_schedule()
     return next(name for name, value in SCHEDULES.items() if value == code)
+
+
+def set_combine(name: str) -> None:
+    """How the balanced schedule merges each sequence's splits: `kernel` (a combine kernel, the
+    default) or `fused` (the split kernel's last block a (sequence, KV head) merges them)."""
+    if name not in COMBINES:
+        raise KernelArgumentError(f"combine must be one of {', '.join(COMBINES)} (got {name!r})")
+    lib = load_library()
+    _check_status(lib, lib.spanattn_set_combine(COMBINES[name]), "set_combine")
+
+
+def get_combine() -> str:
+    code = load_library().spanattn_get_combine()
+    return next(name for name, value in COMBINES.items() if value == code)
 
 
 def balanced_schedule_host(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, heads_q: int, heads_kv: int,

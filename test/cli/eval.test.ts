@@ -32,6 +32,12 @@ describe("spanattn eval: bad input", () => {
     expect(r.stderr).toMatch(/- kernelSchedule: .*"rows".*"balanced"/);
   });
 
+  it("--kernel-combine takes kernel or fused only", async () => {
+    const r = await cli(["eval", "--run", "r", "--data", "d", "--kernel-combine", "both"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/- kernelCombine: .*"kernel".*"fused"/);
+  });
+
   it("--refill belongs to --continuous and takes decode or prefill", async () => {
     const alone = await cli(["eval", "--run", "r", "--data", "d", "--refill", "prefill"]);
     expect(alone.exitCode).toBe(2);

@@ -31,6 +31,19 @@ describe("eval report", () => {
     expect(text).toMatch(/^1\s+3000\s+3300\s+1\.10x/m);
   });
 
+  it("the table says how the engine ran: kernel schedule and combine, plan, compilation, batching", () => {
+    expect(evalTable(result)).toMatch(/^engine: kernel attention; static batches$/m);
+    const tuned = EvalResultSchema.parse({
+      ...result, kernel_schedule: "balanced", kernel_combine: "fused", step_plan: true, compile_state: true, compile_decode: true,
+      modes: { dense: { ...mode(50_000, 1), continuous: true, refill: "decode" }, sparse: { ...mode(100_000, 0.2), continuous: true, refill: "decode" } },
+    });
+    expect(evalTable(tuned)).toMatch(
+      /^engine: kernel attention \(balanced schedule, fused combine, one plan a step\), compiled state machine and decode forward; continuous batching, decode refill$/m,
+    );
+    const rows = EvalResultSchema.parse({ ...result, kernel_schedule: "rows", kernel_combine: "fused", step_plan: true });
+    expect(evalTable(rows)).toMatch(/^engine: kernel attention \(rows schedule\); static batches$/m);  // neither applies to rows
+  });
+
   it("report.html charts tokens/s and speed-up against generation length and batch, with nothing fetched", () => {
     const html = evalReport(result);
     for (const title of ["Tokens/s vs generation length", "Speed-up vs generation length", "Speed-up vs batch", "Accuracy, side by side", "Attended fraction per decode step"])

@@ -38,14 +38,23 @@ def schedule(request):
     kernel.set_schedule(kernel.DEFAULT_SCHEDULE)
 
 
-@pytest.mark.parametrize("compile_state,compile_decode,step_plan",
-                         [(False, False, False), (True, False, False), (True, True, False), (False, False, True),
-                          (True, True, True)],
+@pytest.mark.parametrize("compile_state,compile_decode,step_plan,combine",
+                         [(False, False, False, "kernel"), (True, False, False, "kernel"), (True, True, False, "kernel"),
+                          (False, False, True, "kernel"), (True, True, True, "kernel"), (False, False, False, "fused"),
+                          (True, True, True, "fused")],
                          ids=["eager", "compiled-state", "compiled-state-and-decode", "step-plan",
-                              "compiled-and-step-plan"])
+                              "compiled-and-step-plan", "fused-combine", "compiled-step-plan-fused-combine"])
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
 def test_kernel_engine_in_a_cuda_graph_matches_the_masked_full_forward(mode, compile_state, compile_decode, step_plan,
-                                                                       schedule):
+                                                                       combine, schedule):
+    kernel.set_combine(combine)
+    try:
+        _engine_matches_the_masked_full_forward(mode, compile_state, compile_decode, step_plan)
+    finally:
+        kernel.set_combine(kernel.DEFAULT_COMBINE)
+
+
+def _engine_matches_the_masked_full_forward(mode, compile_state, compile_decode, step_plan):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=TEXT0 + 100, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)

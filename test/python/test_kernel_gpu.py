@@ -278,3 +278,73 @@ def test_torch_compile_traces_the_plan_op(schedule):
 
     compiled = torch.compile(step, fullgraph=True)
     torch.testing.assert_close(compiled(q), step(q))
+
+
+# ----------------------------------------------------------------------------- fused combine
+@pytest.fixture
+def fused():
+    kernel.set_combine("fused")
+    yield
+    kernel.set_combine(kernel.DEFAULT_COMBINE)
+
+
+def _inputs(case):
+    g = torch.Generator(device="cuda").manual_seed(case["seed"])
+    B, Hq, Hkv, D, N, dt = case["B"], case["Hq"], case["Hkv"], case["D"], case["N"], case["dtype"]
+    q = torch.randn(B, Hq, D, device="cuda", generator=g).to(dt)
+    k = torch.randn(B, Hkv, N, D, device="cuda", generator=g).to(dt)
+    v = torch.randn(B, Hkv, N, D, device="cuda", generator=g).to(dt)
+    raw_iv, raw_n = pack_intervals(case["rows"], device="cuda")
+    lens = torch.tensor(case["lens"], dtype=I32, device="cuda")
+    iv, n = normalize_intervals(raw_iv, raw_n, lens)
+    return q, k, v, iv, n, lens
+
+
+@pytest.mark.parametrize("seed", FUZZ_SEEDS[:40])
+def test_fused_combine_gives_the_combine_kernels_bits(seed, schedule):
+    """The split kernel's last block merges in the combine kernel's order: the same output,
+    bit for bit, on the fuzz cases; twice in a row, so the counters it resets are checked too."""
+    q, k, v, iv, n, lens = _inputs(make_case(seed))
+    scale = q.shape[-1] ** -0.5
+    kernel.set_combine("kernel")
+    want = poisoned_run(q, k, v, iv, n, lens, scale)
+    kernel.set_combine("fused")
+    try:
+        for _ in range(2):
+            got = poisoned_run(q, k, v, iv, n, lens, scale)
+            assert torch.equal(got, want), (seed, (got.float() - want.float()).abs().max().item())
+    finally:
+        kernel.set_combine(kernel.DEFAULT_COMBINE)
+
+
+def test_fused_combine_with_one_plan_a_step_in_a_cuda_graph(schedule, fused):
+    """Fused combine and step plan together, three layers a step, from a CUDA graph whose
+    intervals change between replays: equal to the reference, empty rows exactly zero."""
+    B, N = 6, 2500
+    qkv = [random_qkv(20 + i, B, 32, 8, N, 128) for i in range(3)]
+    iv = torch.zeros(B, 8, 2, dtype=I32, device="cuda")
+    n = torch.zeros(B, dtype=I32, device="cuda")
+    lens = torch.tensor([N, N, 1000, 0, N, 7], dtype=I32, device="cuda")
+
+    def layers():
+        plan = kernel.span_plan(qkv[0][0], qkv[0][1], iv, n, lens)
+        return [span_decode_attention(q, k, v, iv, n, lens, plan=plan) for q, k, v in qkv]
+
+    layers()  # warm-up outside the graph
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        outs = layers()
+    for rows in ([[(0, N)], [(3, 9), (100, 2400)], [(0, 1000)], [], [(N - 1, N)], [(0, 7)]],
+                 [[(0, 5)], [(0, N)], [], [], [(0, N)], []]):
+        new_iv, new_n = pack_intervals(rows, max_intervals=8, device="cuda")
+        iv.copy_(new_iv)
+        n.copy_(new_n)
+        graph.replay()
+        torch.cuda.synchronize()
+        for (q, k, v), out in zip(qkv, outs):
+            ref = span_decode_attention_reference(q, k, v, iv, n, lens)
+            kept = intervals_to_mask(iv, n, lens, N).any(1)
+            assert (out[~kept] == 0).all()
+            assert (out.float() - ref).abs().max() < 1e-2
