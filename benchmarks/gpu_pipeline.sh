@@ -18,7 +18,8 @@
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
 #   dense   the --mask dense baseline for DENSE_MINUTES, then eval
-#   long    arith-long data, configs/train/arith-long.yaml for LONG_MINUTES (or LONG_ARGS=
+#   long    arith-long data, configs/train/arith-long.yaml (LONG_MIX=DIR[:WEIGHT] mixes another
+#           dataset's train split in, e.g. LONG_MIX=.ferry/mix) for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
 #           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
 #           once per LONG_EVAL_VARIANTS ("eager compiled"; parts eager, compiled, continuous,
@@ -205,7 +206,12 @@ if has long-train; then
     LT_DATA=.ferry/long/data
     LT_SETS=(--set model.path=.ferry/long/checkpoint --set model.config=null --set model.tokenizer=auto)
   fi
-  step "train arith-long${LT_SETS:+ from .ferry/long/checkpoint}"
+  if [[ -n "${LONG_MIX:-}" ]]; then  # DIR[:WEIGHT]: that dataset's train split mixed in (train.mix)
+    mix_dir=${LONG_MIX%%:*} mix_w=1; [[ "$LONG_MIX" == *:* ]] && mix_w=${LONG_MIX##*:}
+    [[ -f $mix_dir/manifest.json ]] || { echo "LONG_MIX: $mix_dir is not a dataset folder" | tee -a "$LOG"; exit 2; }
+    LT_SETS+=(--set "train.mix=[{data: $mix_dir, weight: $mix_w}]")
+  fi
+  step "train arith-long$([[ "${LONG_WARM:-0}" == 1 ]] && echo " from .ferry/long/checkpoint")${LONG_MIX:+, mixed with $LONG_MIX}"
   # the run stops itself LONG_MARGIN_S (45) before the time box, with its final validation and
   # a checkpoint of the step it is on, instead of losing the steps since its last checkpoint
   LT_SETS+=(--set train.time_limit_s=$(( ${BENCH_S:-570} - ${LONG_MARGIN_S:-45} )))

@@ -70,6 +70,7 @@ const TrainSectionSchema = z
     long_records: z.enum(["error", "skip"]),
     peak_tflops: num().positive().nullable(),
     time_limit_s: num().positive().nullable(),
+    mix: z.array(z.object({ data: z.string().min(1), weight: num().positive().default(1) }).strict()),
   })
   .partial()
   .strict();
@@ -169,6 +170,13 @@ export function prepareRun(opts: TrainOptions, configPath: string | undefined, h
   if (!existsSync(join(data, "manifest.json")))
     throw new UsageError(`--data ${config.data} is not a dataset folder (no manifest.json)`, "create one with `spanattn gen-data arith --out datasets/<name>`");
   config.data = data;
+  const section = config.train as { mix?: Array<{ data: string; weight?: number }> } | undefined;
+  for (const [i, m] of (section?.mix ?? []).entries()) {
+    const dir = resolve(m.data);
+    if (!existsSync(join(dir, "manifest.json")))
+      throw new UsageError(`train.mix.${i}.data: ${m.data} is not a dataset folder (no manifest.json)`, "create one with `spanattn gen-data`, or fix the path");
+    m.data = dir;
+  }
   const model = config.model as Record<string, unknown> | undefined;
   if (model && typeof model.path === "string" && existsSync(model.path)) model.path = resolve(model.path);
   if (model && typeof model.config === "string" && existsSync(model.config)) model.config = resolve(model.config);

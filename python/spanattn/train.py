@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -238,6 +239,27 @@ def prepare_model(cfg: TrainConfig, train_records: list[dict], task: str, device
     return model.to(device), tok, impl, new_ids
 
 
+def mixed_records(cfg: TrainConfig, task: str, out: "Output") -> list[dict]:
+    """The train records of train.mix: each dataset's train split `weight` times over (whole
+    copies, then a seeded sample for the fraction; the same records every epoch)."""
+    extra: list[dict] = []
+    for i, m in enumerate(cfg.train.mix):
+        try:
+            ds = data.load_dataset(m.data)
+        except data.DataError as e:
+            raise TrainError(f"train.mix.{i}: {e}", e.hint) from None
+        if ds.task != task:
+            raise TrainError(f"train.mix.{i}: {m.data} is a {ds.task} dataset, {cfg.data} a {task} one",
+                             "mix datasets of the same task")
+        recs = ds.records("train")
+        whole, frac = int(m.weight), m.weight - int(m.weight)
+        rng = random.Random(f"{cfg.seed}:mix:{i}")
+        picked = recs * whole + rng.sample(recs, round(frac * len(recs)))
+        out.log(f"train.mix: {len(picked)} records of {m.data} (weight {m.weight:g} of {len(recs)})")
+        extra += picked
+    return extra
+
+
 def check_model_grammar(model_dir: Path) -> None:
     """A spanattn checkpoint used as a base must speak this build's grammar."""
     info = model_dir / "spanattn.json"
@@ -342,7 +364,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
         state = checkpoint.load_trainer_state(resume_from)
 
     dataset = data.load_dataset(cfg.data)
-    train_records = dataset.records("train")
+    train_records = dataset.records("train") + mixed_records(cfg, dataset.task, out)
     val_records = dataset.records("val") if "val" in dataset.splits else []
     task = dataset.task
     check_best_metric(cfg, task, bool(val_records))

@@ -44,6 +44,14 @@ class LoraSection:
 
 
 @dataclass
+class MixEntry:
+    data: str = ""  # another dataset folder of the same task: its train split joins the main one's
+    # its share an epoch, in copies of its train split: 2 = every record twice, 0.25 = a quarter
+    # of its records (drawn with the run's seed; the same ones every epoch)
+    weight: float = 1.0
+
+
+@dataclass
 class TrainSection:
     max_steps: int = 200
     micro_batch_size: int = 8  # rows per process per micro-step
@@ -68,6 +76,9 @@ class TrainSection:
     # stop after this many seconds of wall time since the run started (loading and compiling
     # included), with the final validation and checkpoint; --resume continues the run
     time_limit_s: float | None = None
+    # more training data (short records beside long ones, say): the train splits of these
+    # datasets join `data`'s; validation and test stay `data`'s
+    mix: list[MixEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +147,8 @@ def _check_value(path: str, value, hint) -> Any:
         (item,) = get_args(hint)
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if dataclasses.is_dataclass(item):
+            return [_build(item, v, f"{path}.{i}.") for i, v in enumerate(value)]
         return [_check_value(f"{path}.{i}", v, item) for i, v in enumerate(value)]
     args = get_args(hint)
     if args and type(None) in args:  # optional
@@ -189,6 +202,11 @@ def load_config(data: dict) -> TrainConfig:
     for mode in cfg.val.exact_match_modes:
         if mode not in ("sparse", "dense"):
             raise ConfigError(f"val.exact_match_modes: expected sparse or dense, got {mode!r}")
+    for i, m in enumerate(cfg.train.mix):
+        if not m.data:
+            raise ConfigError(f"train.mix.{i}.data: a dataset folder is required")
+        if not m.weight > 0:
+            raise ConfigError(f"train.mix.{i}.weight: must be positive, got {m.weight!r}")
     if cfg.lora.enabled and not cfg.model.path:
         raise ConfigError("lora.enabled needs model.path (an HF model folder to adapt)")
     return cfg

@@ -70,6 +70,18 @@ describe("spanattn train (runs Python)", () => {
     expect(r.exitCode, r.stderr).toBe(0);
   }, 120_000);
 
+  it("train.mix entries name dataset folders, with positive weights (exit 2 before Python starts)", async () => {
+    expect(trainOptionsSchema.safeParse({ train: { mix: [{ data: "datasets/a", weight: 0.5 }, { data: "datasets/b" }] } }).success).toBe(true);
+    const bad = trainOptionsSchema.safeParse({ train: { mix: [{ data: "", weight: -1, colour: 1 }] } });
+    expect(bad.success).toBe(false);
+    const dir = tempDir();
+    const cfg = join(dir, "mix.yaml");
+    writeFileSync(cfg, `train:\n  mix:\n    - data: ${join(dir, "nowhere")}\n      weight: 0.5\n`);
+    const r = await cli(["train", "--config", cfg, "--data", data, "--out", join(dir, "run")]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/train\.mix\.0\.data: .*nowhere is not a dataset folder \(no manifest\.json\)/);
+  });
+
   it("trains, checkpoints in HF format, writes metrics and result.json; --resume picks up the run", async () => {
     const out = join(tempDir(), "run");
     const r = await cli(["train", "--config", "configs/train/arith-tiny.yaml", "--data", data, "--out", out, ...QUICK, "--json"], { timeout: 300_000 });

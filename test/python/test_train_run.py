@@ -451,3 +451,33 @@ def test_a_spanattn_checkpoint_is_a_base_model_for_a_new_run(dataset, tmp_path):
     assert end[1] < start[40] * 1.5
     ckpt = Path(second["checkpoint"])
     assert json.loads((ckpt / "spanattn.json").read_text())["base_model"] == first["checkpoint"]
+
+
+def test_train_mix_adds_other_datasets_train_records(dataset, tmp_path, capsys):
+    """train.mix: a second arith dataset (longer records) joins the train split, whole copies
+    plus a seeded sample for the fraction; validation stays the main dataset's; a dataset of
+    another task is refused; bad entries are config errors."""
+    longer = fx.write_dataset(tmp_path / "longer", fx.arith_splits(n_train=40, n_val=4, n_test=4, seed=3, ops=(3, 4)))
+    cfg = tiny_config(dataset, train={"max_steps": 2, "mix": [{"data": str(longer), "weight": 1.5}]},
+                      val={"exact_match_samples": 0})
+    assert train.main(["--config", _write(cfg, tmp_path), "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    start = next(e for e in map(json.loads, captured.out.splitlines()) if e.get("event") == "start")
+    assert start["train_records"] == 300 + 60  # the main train split and the mixed-in records
+    assert f"train.mix: 60 records of {longer} (weight 1.5 of 40)" in captured.err
+    resolved = json.loads((tmp_path / "run" / "config.resolved.json").read_text())
+    assert resolved["train"]["mix"] == [{"data": str(longer), "weight": 1.5}]
+    quiet = train.Output(tmp_path / "quiet", enabled=False)
+    picked = train.mixed_records(load_config(cfg), "arith", quiet)
+    assert len(picked) == 60  # all 40 once, and a sample of 20 of them
+    assert len({json.dumps(x, sort_keys=True) for x in picked}) == 40
+    assert picked == train.mixed_records(load_config(cfg), "arith", quiet)  # seeded: the same records every time
+
+    news = fx.write_dataset(tmp_path / "news", {"train": fx.cnndm_records()[:4], "val": fx.cnndm_records()[:1]}, task="news")
+    (tmp_path / "bad").mkdir()
+    r = _main_result(tiny_config(dataset, train={"max_steps": 2, "mix": [{"data": str(news)}]}), tmp_path / "bad", capsys)
+    assert r["status"] == "error" and "train.mix.0: " in r["error"]["message"] and "is a news dataset" in r["error"]["message"]
+    with pytest.raises(Exception, match=r"train.mix.0.weight: must be positive"):
+        load_config(tiny_config(dataset, train={"mix": [{"data": str(longer), "weight": 0}]}))
+    with pytest.raises(Exception, match=r"train.mix.0.colour: unknown key"):
+        load_config(tiny_config(dataset, train={"mix": [{"data": str(longer), "colour": "red"}]}))
