@@ -105,8 +105,9 @@ if [[ "${SETUP:-1}" != 0 && -n "$NODE" ]]; then
   step build-kernel
   run spanattn build-kernel --arch sm_90a
 elif [[ -z "$NODE" && ! -f cuda/build/libspanattn.so ]] && [[ "$STAGES" != ",long-train," ]]; then
-  echo "no node and no cuda/build/libspanattn.so: build the kernel where node is (spanattn build-kernel --arch sm_90a) and carry cuda/build" | tee -a "$LOG"
-  exit 2
+  # no node, and no library carried (a ferried checkpoint can leave no room for it in the carry)
+  step "build-kernel (cuda/build.py, no node)"
+  run python3 cuda/build.py --arch sm_90a || exit 2
 fi
 
 if has tests || has tests-engine; then

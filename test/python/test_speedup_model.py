@@ -14,9 +14,11 @@ def model():
 def test_schedule_sums_static_and_continuous(model):
     prompts, gens = [2, 2, 2], [3, 1, 1]
     # static, batch 2: rows 0,1 for 3 steps (row 1 leaves after 1), then row 2 alone for 1 step
-    assert model.schedule_sums(prompts, gens, 2, continuous=False) == (4, 5, (2 + 2) + 3 + 4 + 2)
+    assert model.schedule_sums(prompts, gens, 2, continuous=False) == (4, 5, (2 + 2) + 3 + 4 + 2, 0)
     # continuous: row 2 takes row 1's slot at step 2
-    assert model.schedule_sums(prompts, gens, 2, continuous=True) == (3, 5, (2 + 2) + (3 + 2) + 4)
+    assert model.schedule_sums(prompts, gens, 2, continuous=True) == (3, 5, (2 + 2) + (3 + 2) + 4, 0)
+    # its prompt (2 tokens) through the decode steps first: one prompt step at position 1
+    assert model.schedule_sums(prompts, gens, 2, continuous=True, prompt_steps=True) == (3, 5, (2 + 2) + 3 + (4 + 2), 1)
 
 
 def test_the_fit_reproduces_the_measured_ratio(model, tmp_path, capsys):
@@ -33,7 +35,7 @@ def test_the_fit_reproduces_the_measured_ratio(model, tmp_path, capsys):
     est = {row["what"]: row["ratio"] for row in out["estimates"]}
     assert est["static (measured)"] == pytest.approx(1.5)
     assert est["static (the model, fitted to it)"] == pytest.approx(1.5)
-    assert est["static, KV x 2"] > 1.5 and est["static, F - 0.1 ms"] > 1.5
+    assert est["continuous, KV x 2"] > est["continuous, prompts through decode steps"] and est["static, KV x 2"] > 1.5 and est["static, F - 0.1 ms"] > 1.5
     result["modes"]["dense"]["continuous"] = True
     (tmp_path / "r.json").write_text(json.dumps(result))
     with pytest.raises(SystemExit, match="static-batch"):
