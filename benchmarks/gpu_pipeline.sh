@@ -13,7 +13,8 @@
 #   replay-long  the same with the arith-long model's shape (llama-long), LONG_CONTEXTS x 1,8,32,128
 #   profile benchmarks/profile_decode.py: kernel time by group of a decode step, dense vs
 #           sparse, with and without --compile-state (PROFILE_SPECS, default
-#           "llama-8b 8192 32;llama-long 3072 128"; PROFILE_VARIANTS="eager compiled")
+#           "llama-8b 8192 32;llama-long 3072 128"; PROFILE_VARIANTS="eager compiled", parts
+#           eager, compiled, decode, stepplan, fused joined with +)
 #   sweep   train_bench --stage sweep: tokens/s + MFU per training variant (SWEEP_VARIANTS)
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
@@ -152,11 +153,24 @@ if has profile; then
   IFS=';' read -ra PROFILE_SPECS <<< "${PROFILE_SPECS:-llama-8b 8192 32;llama-long 3072 128}"
   for spec in "${PROFILE_SPECS[@]}"; do
     set -- $spec
+    # a variant joins parts with "+": eager, compiled (--compile-state), decode (--compile-decode),
+    # stepplan (--step-plan), fused (--kernel-combine fused); e.g. "compiled+decode+stepplan"
     for variant in ${PROFILE_VARIANTS:-eager compiled}; do
-      cs=; [[ $variant == compiled ]] && cs=--compile-state
-      step "profile $1 L=$2 B=$3 $cs"
+      flags=()
+      for part in ${variant//+/ }; do
+        case $part in
+          eager) ;;
+          compiled) flags+=(--compile-state) ;;
+          decode) flags+=(--compile-decode) ;;
+          stepplan) flags+=(--step-plan) ;;
+          fused) flags+=(--kernel-combine fused) ;;
+          *) echo "PROFILE_VARIANTS: unknown part '$part' (eager, compiled, decode, stepplan, fused)" | tee -a "$LOG"; exit 2 ;;
+        esac
+      done
+      tag=${variant//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}
+      step "profile $1 L=$2 B=$3 ${flags[*]}"
       run timeout ${PROFILE_S:-150} python3 benchmarks/profile_decode.py --data datasets/arith-long --shape $1 \
-          --context $2 --batch $3 $cs --out "$OUT/profile-$1${cs:+-compiled}.json" > /dev/null
+          --context $2 --batch $3 "${flags[@]}" --out "$OUT/profile-$1${tag:+-$tag}.json" > /dev/null
     done
   done
 fi
