@@ -30,7 +30,8 @@
 #           on it (long-train / long-eval are the two halves)
 #   news    news-small on the CNN/DM sample for NEWS_STEPS steps, then eval (ROUGE)
 #   tests-kernel  the kernel's GPU tests (fuzz, graphs, compile) under both work schedules
-#   kbench  kernel_bench.py, rows vs balanced schedule, with one sequence reading everything
+#   kbench  kernel_bench.py, rows vs balanced schedule (KBENCH_SCHEDULES, e.g. "rows balanced
+#           balanced-fused" for the fused combine too), with one sequence reading everything
 #           (SPANATTN_KERNEL_SCHEDULE=balanced in the environment switches every other stage)
 #   engine / train / all: the older names (tests+replay / main / everything)
 #
@@ -125,11 +126,13 @@ if has tests-kernel; then  # the kernel's GPU fuzz, graph and compile tests, und
 fi
 
 if has kbench; then  # rows vs balanced schedule where one row per batch reads everything
-  for schedule in ${KBENCH_SCHEDULES:-rows balanced}; do
-    step "kernel bench, $schedule schedule, ${KBENCH_GLOBAL:-1} global row(s)"
-    run timeout ${KBENCH_S:-120} python3 benchmarks/kernel_bench.py --methods span --schedule $schedule \
+  for spec in ${KBENCH_SCHEDULES:-rows balanced}; do  # balanced-fused: with --combine fused
+    schedule=${spec%-fused} combine=()
+    [[ $spec == *-fused ]] && combine=(--combine fused)
+    step "kernel bench, $spec schedule, ${KBENCH_GLOBAL:-1} global row(s)"
+    run timeout ${KBENCH_S:-120} python3 benchmarks/kernel_bench.py --methods span --schedule $schedule "${combine[@]}" \
         --global-rows ${KBENCH_GLOBAL:-1} --batches ${KBENCH_BATCHES:-32,128} --lengths ${KBENCH_LENGTHS:-8192} \
-        --fractions ${KBENCH_FRACTIONS:-1.0,0.1,0.03} --out "$OUT/kbench-$schedule" > /dev/null
+        --fractions ${KBENCH_FRACTIONS:-1.0,0.1,0.03} --out "$OUT/kbench-$spec" > /dev/null
   done
 fi
 

@@ -409,6 +409,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--schedule", choices=list(kernel.SCHEDULES), default=None,
                     help="the kernel's work schedule (default: the library's, SPANATTN_KERNEL_SCHEDULE)")
+    ap.add_argument("--combine", choices=list(kernel.COMBINES), default=None,
+                    help="how the balanced schedule merges splits (default: the library's, SPANATTN_KERNEL_COMBINE)")
     ap.add_argument("--global-rows", type=int, default=0,
                     help="in every sparse case, this many sequences read their whole context")
     args = ap.parse_args()
@@ -418,6 +420,8 @@ def main() -> int:
         kernel.set_tuning(args.variant, 0)
     if args.schedule:
         kernel.set_schedule(args.schedule)
+    if args.combine:
+        kernel.set_combine(args.combine)
     start = time.time()
     deadline = start + args.budget_s
     batches = [int(x) for x in args.batches.split(",")]
@@ -434,6 +438,7 @@ def main() -> int:
                device=props.name, torch=torch.__version__, copy_gbps=copy_bw / 1e9, copy=copy,
                shape=dict(Hq=HQ, Hkv=HKV, D=D, dtype=str(DTYPE).removeprefix("torch.")),
                kernel_variant=args.variant or "default", kernel_schedule=kernel.get_schedule(),
+               kernel_combine=kernel.get_combine(),
                global_rows=args.global_rows)
     if args.tune:
         doc["tune"] = tune(batches, lengths, l2_bytes, copy_bw)
