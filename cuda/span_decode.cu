@@ -22,6 +22,9 @@
 // each sequence splits in proportion to the tokens it keeps and writes a block map; the split
 // kernel then runs on a 1-D grid of S x P + P blocks that read their work from the map, and
 // the combine kernel merges each (sequence, head)'s splits. Same inner loops, same numerics.
+// Two options of the balanced schedule (NOTES.md, session 6): the plan as a step of its own
+// (spanattn_span_plan once, spanattn_span_decode_planned for each layer), and the fused
+// combine (spanattn_set_combine(1)): the last split block of each unit merges, no combine kernel.
 #include "span_decode.h"
 #include "span_schedule.h"
 
