@@ -132,7 +132,8 @@ def check_kernel(device: torch.device, allow_reference: bool) -> str:
         load_library()
         return "kernel"
     except KernelArgumentError as e:  # a bad SPANATTN_KERNEL_SCHEDULE / _COMBINE: the user's to fix, no fallback
-        raise EvalError(str(e), "unset it, or set it to one of the values the message lists") from None
+        raise EvalError(str(e), "unset it, or set SPANATTN_KERNEL_SCHEDULE to rows or balanced and "
+                                "SPANATTN_KERNEL_COMBINE to kernel or fused") from None
     except (KernelLibraryError, OSError) as e:
         if not allow_reference:
             raise EvalError(f"the span kernel is not built for this GPU ({str(e).splitlines()[0]})",

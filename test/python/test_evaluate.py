@@ -206,3 +206,10 @@ def test_a_bad_kernel_schedule_in_the_environment_is_an_eval_error(monkeypatch):
         evaluate.check_kernel(torch.device("cuda"), allow_reference=True)
     assert "rows or balanced" in err.value.hint
     monkeypatch.setattr(kernel_lib, "_lib", None)
+    monkeypatch.delenv(kernel_lib.SCHEDULE_ENV)
+    monkeypatch.setenv(kernel_lib.COMBINE_ENV, "sometimes")
+    with pytest.raises(evaluate.EvalError, match="SPANATTN_KERNEL_COMBINE='sometimes'") as err:
+        evaluate.check_kernel(torch.device("cuda"), allow_reference=True)
+    assert "kernel or fused" in err.value.hint
+    monkeypatch.delenv(kernel_lib.COMBINE_ENV)
+    monkeypatch.setattr(kernel_lib, "_lib", None)
