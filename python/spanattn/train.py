@@ -242,7 +242,12 @@ def prepare_model(cfg: TrainConfig, train_records: list[dict], task: str, device
 def mixed_records(cfg: TrainConfig, task: str, out: "Output") -> list[dict]:
     """The train records of train.mix: each dataset's train split `weight` times over (whole
     copies, then a seeded sample for the fraction; the same records every epoch)."""
-    extra: list[dict] = []
+    return [r for _, recs in mixed_sources(cfg, task, out) for r in recs]
+
+
+def mixed_sources(cfg: TrainConfig, task: str, out: "Output") -> list[tuple[str, list[dict]]]:
+    """mixed_records per dataset: (its train file, its records as drawn)."""
+    extra: list[tuple[str, list[dict]]] = []
     for i, m in enumerate(cfg.train.mix):
         try:
             ds = data.load_dataset(m.data)
@@ -256,7 +261,7 @@ def mixed_records(cfg: TrainConfig, task: str, out: "Output") -> list[dict]:
         rng = random.Random(f"{cfg.seed}:mix:{i}")
         picked = recs * whole + rng.sample(recs, round(frac * len(recs)))
         out.log(f"train.mix: {len(picked)} records of {m.data} (weight {m.weight:g} of {len(recs)})")
-        extra += picked
+        extra.append((str(ds.path / "train.jsonl"), picked))
     return extra
 
 
@@ -364,7 +369,10 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
         state = checkpoint.load_trainer_state(resume_from)
 
     dataset = data.load_dataset(cfg.data)
-    train_records = dataset.records("train") + mixed_records(cfg, dataset.task, out)
+    # (train file, records): the main split, then train.mix's, encoded apart so that an error
+    # names the right file and line
+    sources = [(str(dataset.path / "train.jsonl"), dataset.records("train"))] + mixed_sources(cfg, dataset.task, out)
+    train_records = [r for _, recs in sources for r in recs]
     val_records = dataset.records("val") if "val" in dataset.splits else []
     task = dataset.task
     check_best_metric(cfg, task, bool(val_records))
@@ -373,7 +381,11 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, dist: Dist, out: Output,
     autocast_dtype = torch.bfloat16 if (t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")) else None
 
     skip = t.long_records == "skip"
-    train_enc, skipped = batches.encode_records(train_records, tok, t.loss_on, t.seq_len, skip, source=str(dataset.path / "train.jsonl"))
+    train_enc, skipped = [], 0
+    for source, recs in sources:
+        enc, n_skipped = batches.encode_records(recs, tok, t.loss_on, t.seq_len, skip, source=source)
+        train_enc += enc
+        skipped += n_skipped
     val_keep = [(r, e) for r in val_records for e in batches.encode_records([r], tok, t.loss_on, t.seq_len, True, 0)[0]]
     val_records = [r for r, _ in val_keep]
     val_enc = [e for _, e in val_keep]

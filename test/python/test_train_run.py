@@ -473,6 +473,11 @@ def test_train_mix_adds_other_datasets_train_records(dataset, tmp_path, capsys):
     assert len({json.dumps(x, sort_keys=True) for x in picked}) == 40
     assert picked == train.mixed_records(load_config(cfg), "arith", quiet)  # seeded: the same records every time
 
+    long = fx.write_dataset(tmp_path / "long", fx.arith_splits(n_train=6, n_val=2, n_test=2, seed=4, ops=(9, 10)))
+    (tmp_path / "toolong").mkdir()
+    r = _main_result(tiny_config(dataset, train={"max_steps": 2, "mix": [{"data": str(long)}]}), tmp_path / "toolong", capsys)
+    assert r["status"] == "error" and r["error"]["message"].startswith(f"{long / 'train.jsonl'}:")  # its own file named
+
     news = fx.write_dataset(tmp_path / "news", {"train": fx.cnndm_records()[:4], "val": fx.cnndm_records()[:1]}, task="news")
     (tmp_path / "bad").mkdir()
     r = _main_result(tiny_config(dataset, train={"max_steps": 2, "mix": [{"data": str(news)}]}), tmp_path / "bad", capsys)
