@@ -14,7 +14,7 @@
 #   profile benchmarks/profile_decode.py: kernel time by group of a decode step, dense vs
 #           sparse, with and without --compile-state (PROFILE_SPECS, default
 #           "llama-8b 8192 32;llama-long 3072 128"; PROFILE_VARIANTS="eager compiled", parts
-#           eager, compiled, decode, stepplan, fused joined with +)
+#           joined with +: see variant_flags)
 #   sweep   train_bench --stage sweep: tokens/s + MFU per training variant (SWEEP_VARIANTS)
 #   main    arith-small from scratch for TRAIN_MINUTES, then eval of the whole test split
 #           (dense vs sparse, --throughput) and the same with --continuous
@@ -23,8 +23,8 @@
 #           dataset's train split in, e.g. LONG_MIX=.ferry/mix) for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
 #           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
-#           once per LONG_EVAL_VARIANTS ("eager compiled"; parts eager, compiled, continuous,
-#           prefill, stepplan joined with +, e.g. "compiled+continuous"), then --throughput --sweep-batches
+#           once per LONG_EVAL_VARIANTS ("eager compiled"; parts joined with +, see variant_flags,
+#           e.g. "compiled+continuous"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
 #           a machine is not reliably still warm for a second call, and the checkpoint stays
 #           on it (long-train / long-eval are the two halves)
@@ -72,6 +72,24 @@ T0=$(date +%s)
 step() { echo "=== $* (t=$(( $(date +%s) - T0 ))s, $(date -u +%H:%M:%S))" | tee -a "$LOG"; }
 run() { "$@" 2>&1 | tee -a "$LOG"; return "${PIPESTATUS[0]}"; }
 has() { [[ "$STAGES" == *",$1,"* ]]; }
+variant_flags() {  # variant_flags SETTING VARIANT: the flags of VARIANT's "+"-joined parts in `flags`, its name in `tag`
+  flags=()
+  local part
+  for part in ${2//+/ }; do
+    case $part in
+      eager) ;;  # the state machine op by op
+      compiled) flags+=(--compile-state) ;;
+      decode) flags+=(--compile-decode) ;;
+      continuous) flags+=(--continuous) ;;  # finished rows refilled with the next prompts, through the decode steps
+      prefill) flags+=(--refill prefill) ;;  # with continuous: refilled by a prefill forward instead
+      stepplan) flags+=(--step-plan) ;;  # one kernel plan a step
+      fused) flags+=(--kernel-combine fused) ;;
+      *) echo "$1: unknown part '$part' (eager, compiled, decode, continuous, prefill, stepplan, fused)" | tee -a "$LOG"
+         return 2 ;;
+    esac
+  done
+  tag=${2//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}
+}
 bench() {  # bench NAME ARGS...: train_bench.py with its JSON copied to OUTDIR
   local name=$1; shift
   rm -f "runs/train-bench/train_bench_$name.json"
@@ -156,21 +174,9 @@ if has profile; then
   IFS=';' read -ra PROFILE_SPECS <<< "${PROFILE_SPECS:-llama-8b 8192 32;llama-long 3072 128}"
   for spec in "${PROFILE_SPECS[@]}"; do
     set -- $spec
-    # a variant joins parts with "+": eager, compiled (--compile-state), decode (--compile-decode),
-    # stepplan (--step-plan), fused (--kernel-combine fused); e.g. "compiled+decode+stepplan"
+    # a variant joins parts with "+" (variant_flags), e.g. "compiled+decode+stepplan"
     for variant in ${PROFILE_VARIANTS:-eager compiled}; do
-      flags=()
-      for part in ${variant//+/ }; do
-        case $part in
-          eager) ;;
-          compiled) flags+=(--compile-state) ;;
-          decode) flags+=(--compile-decode) ;;
-          stepplan) flags+=(--step-plan) ;;
-          fused) flags+=(--kernel-combine fused) ;;
-          *) echo "PROFILE_VARIANTS: unknown part '$part' (eager, compiled, decode, stepplan, fused)" | tee -a "$LOG"; exit 2 ;;
-        esac
-      done
-      tag=${variant//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}
+      variant_flags PROFILE_VARIANTS "$variant" || exit 2
       step "profile $1 L=$2 B=$3 ${flags[*]}"
       run timeout ${PROFILE_S:-150} python3 benchmarks/profile_decode.py --data datasets/arith-long --shape $1 \
           --context $2 --batch $3 "${flags[@]}" --out "$OUT/profile-$1${tag:+-$tag}.json" > /dev/null
@@ -253,24 +259,10 @@ if has long-eval; then
     step "eval of the ferried checkpoint .ferry/long"
   fi
   # the headlines first, one per LONG_EVAL_VARIANTS entry, each result written as soon as it is
-  # done; then the sweep. An entry joins parts with "+": eager (the state machine op by op),
-  # compiled (--compile-state), continuous (--continuous: finished rows refilled with the next
-  # prompts, fed through the decode steps), prefill (with continuous: refilled by a prefill
-  # forward instead, --refill prefill), stepplan (--step-plan: one kernel plan a step); its name
-  # (less "eager") is added to EVAL_TAG in the result's file name
+  # done; then the sweep. An entry joins parts with "+" (variant_flags); its name (less
+  # "eager") is added to EVAL_TAG in the result's file name
   for variant in ${LONG_EVAL_VARIANTS:-eager compiled}; do
-    flags=()
-    for part in ${variant//+/ }; do
-      case $part in
-        eager) ;;
-        compiled) flags+=(--compile-state) ;;
-        continuous) flags+=(--continuous) ;;
-        prefill) flags+=(--refill prefill) ;;
-        stepplan) flags+=(--step-plan) ;;
-        *) echo "LONG_EVAL_VARIANTS: unknown part '$part' (eager, compiled, continuous, prefill, stepplan)" | tee -a "$LOG"; exit 2 ;;
-      esac
-    done
-    tag=${variant//eager/}; tag=${tag//+/-}; tag=${tag#-}; tag=${tag%-}
+    variant_flags LONG_EVAL_VARIANTS "$variant" || exit 2
     step "eval arith-long ($variant)"
     EVAL_TAG=${EVAL_TAG:-}${EVAL_TAG:+${tag:+-}}$tag evaluate eval-arith-long ${LONG_EVAL_S:-240} --run $LONG_RUN \
         "${LONG_CKPT[@]}" --data $LONG_DATA --batch 128 ${LONG_EVAL_LIMIT:+--limit $LONG_EVAL_LIMIT} "${flags[@]}"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from spanattn import replay  # noqa: E402
 from spanattn.engine import Engine  # noqa: E402
-from spanattn.evaluate import add_engine_args, engine_options, kernel_combine, kernel_schedule, prepare  # noqa: E402
+from spanattn.evaluate import add_engine_args, engine_fields, engine_options, prepare  # noqa: E402
 from spanattn.tokenizer import build_char_tokenizer, record_texts  # noqa: E402
 
 # kernel-name fragments -> group, first match wins (CUDA kernel names, then aten op names on CPU)
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "shape": args.shape, "context": args.context, "batch": args.batch, "attention": attention,
-        "compile_state": args.compile_state, "compile_decode": args.compile_decode, "step_plan": args.step_plan,
-        "kernel_schedule": kernel_schedule(attention), "kernel_combine": kernel_combine(attention), "prefill_s": time.perf_counter() - t0,
+        **engine_fields(args, attention), "prefill_s": time.perf_counter() - t0,
         "weights_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "kv_bytes": replay.bytes_per_token_kv(model.config, dtype) * args.context * args.batch,
         "modes": {},

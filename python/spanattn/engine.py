@@ -573,8 +573,6 @@ def stream(engine: "Engine", prompts: list[list[int]], max_new_tokens: int | lis
             idx = torch.tensor(rows, device=eng.device)
             eng.done[idx] = False
             eng.step_idx[idx] = 0
-            eng.prompt_forced[idx] = False
-            eng.forced_len[idx] = 0
         prefill_s += time.perf_counter() - ts
         for r, q in zip(rows, new):
             owner[r].append((step, q, len(prompts[q]) - 1 if in_graph else 0))

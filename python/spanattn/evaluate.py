@@ -302,22 +302,16 @@ def hf_generate_baseline(model, prompts: list[list[int]], batch: int, max_new_to
             "note": "includes prefill; static cache; greedy"}
 
 
-def kernel_schedule(attention: str) -> str | None:
-    """The span kernel's work schedule (cuda/span_schedule.h) for result files; None off the kernel."""
-    if attention != "kernel":
-        return None
-    from .kernel import get_schedule
+def engine_fields(args, attention: str) -> dict:
+    """How the decode engine ran, for result files: the engine options, and the span kernel's
+    work schedule (cuda/span_schedule.h) and combine (None off the kernel)."""
+    schedule = combine = None
+    if attention == "kernel":
+        from .kernel import get_combine, get_schedule
 
-    return get_schedule()
-
-
-def kernel_combine(attention: str) -> str | None:
-    """How the balanced schedule merged splits (kernel or fused), for result files; None off the kernel."""
-    if attention != "kernel":
-        return None
-    from .kernel import get_combine
-
-    return get_combine()
+        schedule, combine = get_schedule(), get_combine()
+    return {"compile_state": args.compile_state, "compile_decode": args.compile_decode, "step_plan": args.step_plan,
+            "kernel_schedule": schedule, "kernel_combine": combine}
 
 
 def sweep_point(engine: Engine, prompts: list[list[int]], max_new: int, label: str, extra: tuple[str, ...] = (),
@@ -403,9 +397,7 @@ def evaluate(args) -> dict:
         "run": str(args.run), "checkpoint": str(ckpt), "data": str(args.data), "split": args.split,
         "task": ds.task, "records": len(records), "skipped_records": skipped, "batch": engine.B, "max_new_tokens": max_new,
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-        "compile_decode": args.compile_decode, "step_plan": args.step_plan,
-        "kernel_schedule": kernel_schedule(attention), "kernel_combine": kernel_combine(attention),
+        "dtype": str(dtype).removeprefix("torch."), "attention": attention, **engine_fields(args, attention),
         "note": None if attention == "kernel" else
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},

@@ -280,19 +280,10 @@ def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
 
 
 def plan(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int]:
-    """(num_splits, workspace_bytes) of the launch for these shapes (cached, host-only)."""
-    B, Hq, D = q.shape
-    Hkv, Nmax = k_cache.shape[1], k_cache.shape[2]
-    key = (B, Hq, Hkv, Nmax, D, intervals.shape[1], KERNEL_DTYPES[q.dtype], q.device.index)
-    cached = _plans.get(key)
-    if cached is not None:
-        return cached
-    lib = load_library()
-    splits, ws = ctypes.c_int(0), ctypes.c_size_t(0)
-    with torch.cuda.device(q.device):
-        _check_status(lib, lib.spanattn_plan(*key, ctypes.byref(splits), ctypes.byref(ws)), "plan")
-    _plans[key] = (splits.value, ws.value)
-    return _plans[key]
+    """(num_splits, workspace_bytes) of the launch for these shapes (cached, host-only): the
+    partials and, under the balanced schedule, the plan after them (spanattn_plan's figure)."""
+    splits, partials, plan_bytes = plan_sizes(q, k_cache, intervals)
+    return splits, partials + plan_bytes
 
 
 def plan_sizes(q: Tensor, k_cache: Tensor, intervals: Tensor) -> tuple[int, int, int]:
@@ -378,22 +369,30 @@ def set_tuning(variant: int = 0, num_splits: int = 0) -> None:
 
 def launch_into(out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
                 n_intervals: Tensor, seq_lens: Tensor, scale: float,
-                workspace: Tensor | None = None) -> Tensor:
-    """Run the CUDA kernel into a caller-owned `out` (tests poison it first). No checks here."""
+                workspace: Tensor | None = None, plan_buf: Tensor | None = None) -> Tensor:
+    """Run the CUDA kernel into a caller-owned `out` (tests poison it first). With `plan_buf`
+    (from plan_into), without the plan kernel: the workspace then holds the partials alone.
+    No checks here."""
     lib = load_library()
     B, Hq, D = q.shape
     Hkv, Nmax, I = k_cache.shape[1], k_cache.shape[2], intervals.shape[1]
-    _, ws_bytes = plan(q, k_cache, intervals)
+    _, partials, plan_bytes = plan_sizes(q, k_cache, intervals)
     if workspace is None:
+        ws_bytes = partials if plan_buf is not None else partials + plan_bytes
         workspace = torch.empty(max(ws_bytes // 4, 1), dtype=torch.float32, device=q.device)
+    tensors = (q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), intervals.data_ptr(), n_intervals.data_ptr(),
+               seq_lens.data_ptr())
+    sizes = (B, Hq, Hkv, Nmax, D, I, float(scale), KERNEL_DTYPES[q.dtype])
     with torch.cuda.device(q.device):
         stream = torch.cuda.current_stream(q.device).cuda_stream
-        status = lib.spanattn_span_decode(
-            q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), intervals.data_ptr(),
-            n_intervals.data_ptr(), seq_lens.data_ptr(), out.data_ptr(), workspace.data_ptr(),
-            workspace.numel() * 4, B, Hq, Hkv, Nmax, D, I, float(scale), KERNEL_DTYPES[q.dtype],
-            stream)
-    _check_status(lib, status, "span_decode_attention")
+        if plan_buf is None:
+            status = lib.spanattn_span_decode(*tensors, out.data_ptr(), workspace.data_ptr(), workspace.numel() * 4,
+                                              *sizes, stream)
+        else:
+            status = lib.spanattn_span_decode_planned(*tensors, plan_buf.data_ptr(), plan_buf.numel() * 4,
+                                                      out.data_ptr(), workspace.data_ptr(), workspace.numel() * 4,
+                                                      *sizes, stream)
+    _check_status(lib, status, "span_decode_attention" + (" (planned)" if plan_buf is not None else ""))
     return out
 
 
@@ -409,27 +408,6 @@ def plan_into(plan_buf: Tensor, intervals: Tensor, n_intervals: Tensor, seq_lens
                                         head_dim, I, KERNEL_DTYPES[dtype], stream)
     _check_status(lib, status, "span_plan")
     return plan_buf
-
-
-def launch_planned_into(out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
-                        n_intervals: Tensor, seq_lens: Tensor, plan_buf: Tensor, scale: float,
-                        workspace: Tensor | None = None) -> Tensor:
-    """launch_into without the plan kernel: the plan is `plan_buf`, from plan_into. No checks."""
-    lib = load_library()
-    B, Hq, D = q.shape
-    Hkv, Nmax, I = k_cache.shape[1], k_cache.shape[2], intervals.shape[1]
-    _, partials, _ = plan_sizes(q, k_cache, intervals)
-    if workspace is None:
-        workspace = torch.empty(max(partials // 4, 1), dtype=torch.float32, device=q.device)
-    with torch.cuda.device(q.device):
-        stream = torch.cuda.current_stream(q.device).cuda_stream
-        status = lib.spanattn_span_decode_planned(
-            q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), intervals.data_ptr(),
-            n_intervals.data_ptr(), seq_lens.data_ptr(), plan_buf.data_ptr(), plan_buf.numel() * 4,
-            out.data_ptr(), workspace.data_ptr(), workspace.numel() * 4, B, Hq, Hkv, Nmax, D, I,
-            float(scale), KERNEL_DTYPES[q.dtype], stream)
-    _check_status(lib, status, "span_decode_attention (planned)")
-    return out
 
 
 # ----------------------------------------------------------------------------- the op
@@ -478,8 +456,8 @@ def _(intervals, n_intervals, seq_lens, heads_q, heads_kv, max_len, head_dim, dt
 def _span_decode_planned_op(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,
                             n_intervals: Tensor, seq_lens: Tensor, plan: Tensor, scale: float) -> Tensor:
     if q.device.type == "cuda":
-        return launch_planned_into(torch.empty_like(q), q, k_cache, v_cache, intervals, n_intervals,
-                                   seq_lens, plan, scale)
+        return launch_into(torch.empty_like(q), q, k_cache, v_cache, intervals, n_intervals, seq_lens, scale,
+                           plan_buf=plan)
     return span_decode_attention_reference(q, k_cache, v_cache, intervals, n_intervals, seq_lens,
                                            scale).to(q.dtype)
 

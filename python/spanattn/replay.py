@@ -20,7 +20,7 @@ import torch
 
 from . import spans
 from .engine import Engine, percentile
-from .evaluate import EvalError, add_engine_args, emit, engine_options, finish, kernel_combine, kernel_schedule, log, prepare, save_partial
+from .evaluate import EvalError, add_engine_args, emit, engine_fields, engine_options, finish, log, prepare, save_partial
 
 SHAPES = {
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -119,8 +119,7 @@ def replay(args) -> dict:
     rows = []
     result = {"kind": "replay", "shape": args.shape, "data": str(args.data), "split": args.split, "device": str(device),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-              "dtype": str(dtype).removeprefix("torch."), "attention": attention, "compile_state": args.compile_state,
-              "compile_decode": args.compile_decode, "step_plan": args.step_plan, "kernel_schedule": kernel_schedule(attention), "kernel_combine": kernel_combine(attention),
+              "dtype": str(dtype).removeprefix("torch."), "attention": attention, **engine_fields(args, attention),
               "weights_bytes": weights, "kv_bytes_per_token": kv_per_token, "rows": rows,
               "note": None if attention == "kernel" else "reference attention op: not GPU kernel numbers"}
     total = len(args.contexts) * len(args.batches)

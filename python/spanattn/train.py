@@ -239,14 +239,10 @@ def prepare_model(cfg: TrainConfig, train_records: list[dict], task: str, device
     return model.to(device), tok, impl, new_ids
 
 
-def mixed_records(cfg: TrainConfig, task: str, out: "Output") -> list[dict]:
-    """The train records of train.mix: each dataset's train split `weight` times over (whole
-    copies, then a seeded sample for the fraction; the same records every epoch)."""
-    return [r for _, recs in mixed_sources(cfg, task, out) for r in recs]
-
-
 def mixed_sources(cfg: TrainConfig, task: str, out: "Output") -> list[tuple[str, list[dict]]]:
-    """mixed_records per dataset: (its train file, its records as drawn)."""
+    """The train records of train.mix, per dataset (its train file, its records as drawn): its
+    train split `weight` times over (whole copies, then a seeded sample for the fraction; the
+    same records every epoch)."""
     extra: list[tuple[str, list[dict]]] = []
     for i, m in enumerate(cfg.train.mix):
         try:

@@ -468,10 +468,11 @@ def test_train_mix_adds_other_datasets_train_records(dataset, tmp_path, capsys):
     resolved = json.loads((tmp_path / "run" / "config.resolved.json").read_text())
     assert resolved["train"]["mix"] == [{"data": str(longer), "weight": 1.5}]
     quiet = train.Output(tmp_path / "quiet", enabled=False)
-    picked = train.mixed_records(load_config(cfg), "arith", quiet)
+    [(source, picked)] = train.mixed_sources(load_config(cfg), "arith", quiet)
+    assert source == str(longer / "train.jsonl")
     assert len(picked) == 60  # all 40 once, and a sample of 20 of them
     assert len({json.dumps(x, sort_keys=True) for x in picked}) == 40
-    assert picked == train.mixed_records(load_config(cfg), "arith", quiet)  # seeded: the same records every time
+    assert [(source, picked)] == train.mixed_sources(load_config(cfg), "arith", quiet)  # seeded: the same records every time
 
     long = fx.write_dataset(tmp_path / "long", fx.arith_splits(n_train=6, n_val=2, n_test=2, seed=4, ops=(9, 10)))
     (tmp_path / "toolong").mkdir()
