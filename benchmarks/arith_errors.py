@@ -11,6 +11,8 @@ rate is what keeps exact match down. CPU is enough (no decoding):
 
     PYTHONPATH=python python3 benchmarks/arith_errors.py --checkpoint .ferry/long/checkpoint \\
         --data .ferry/long/data --limit 20 --mask dense --out /tmp/errors.json
+    PYTHONPATH=python python3 benchmarks/arith_errors.py --data datasets/arith-mix --split train --limit 2000
+        # no checkpoint: the dataset's response characters by kind only
 """
 from __future__ import annotations
 
@@ -39,6 +41,21 @@ def copied_span(prev: str, cur: str) -> tuple[int, int]:
     while suf < min(len(prev), len(cur)) - pre and prev[-1 - suf] == cur[-1 - suf]:
         suf += 1
     return pre, suf
+
+
+def step_kinds(records: list[dict]) -> dict:
+    """Response characters by kind (copied / computed), from the records alone: how much of a
+    dataset's text the arithmetic is."""
+    seen = {"copied": 0, "computed": 0}
+    for r in records:
+        prev = next(s["text"] for s in r["segments"] if s["role"] == "prompt")
+        for cur in (s["text"] for s in r["segments"] if s["role"] == "response"):
+            pre, suf = copied_span(prev, cur)
+            seen["copied"] += pre + suf
+            seen["computed"] += len(cur) - pre - suf
+            prev = cur
+    total = sum(seen.values())
+    return {"records": len(records), "characters": seen, "computed_share": seen["computed"] / total if total else 0.0}
 
 
 def analyse(model, tok, records: list[dict], mask: str) -> dict:
@@ -97,7 +114,8 @@ def analyse(model, tok, records: list[dict], mask: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a checkpoint folder (config.json, weights, tokenizer)")
+    p.add_argument("--checkpoint", help="a checkpoint folder (config.json, weights, tokenizer); without one, only "
+                                        "the dataset's characters are counted by kind (no model)")
     p.add_argument("--data", required=True, help="an arith dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=20)
@@ -107,12 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tok, _ = load_run(Path(args.checkpoint), torch.device("cpu"), torch.float32)
     ds = load_dataset(args.data)
     if ds.task != "arith":
         raise SystemExit(f"{args.data} is a {ds.task} dataset; this looks at arithmetic steps")
-    result = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split,
-              **analyse(model, tok, ds.records(args.split, limit=args.limit), args.mask)}
+    records = ds.records(args.split, limit=args.limit)
+    if args.checkpoint:
+        model, tok, _ = load_run(Path(args.checkpoint), torch.device("cpu"), torch.float32)
+        found = analyse(model, tok, records, args.mask)
+    else:
+        found = step_kinds(records)
+    result = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, **found}
     text = json.dumps(result, indent=1)
     if args.out:
         Path(args.out).write_text(text + "\n")

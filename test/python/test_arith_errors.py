@@ -67,3 +67,11 @@ def test_command_line_on_a_saved_run(errors, tmp_path, capsys):
     assert printed == json.loads((tmp_path / "e.json").read_text())
     assert printed["records"] == 3 and set(printed["characters"]) == {"special", "copied", "computed"}
     assert all(0.0 <= v <= 1.0 for v in printed["error_rate"].values())
+
+
+def test_without_a_checkpoint_it_counts_the_datasets_characters_by_kind(errors, tmp_path, capsys):
+    assert errors.step_kinds([RECORD]) == {"records": 1, "characters": {"copied": 2, "computed": 2}, "computed_share": 0.5}
+    data = fx.write_dataset(tmp_path / "data", fx.arith_splits(n_train=5, n_val=2, n_test=2))
+    errors.main(["--data", str(data), "--split", "train"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["checkpoint"] is None and printed["records"] == 5 and 0.0 < printed["computed_share"] < 1.0
