@@ -209,6 +209,10 @@ def span_decode_attention_reference(q: Tensor, k_cache: Tensor, v_cache: Tensor,
 _lib_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _plans: dict[tuple, tuple[int, int]] = {}
+# The library's schedule, mirrored for span_plan, which passes it to its op: torch.compile
+# guards on this module global, so a graph traced under one schedule (whose plan has its own
+# size) is not reused under the other. load_library and set_schedule keep it in step.
+_schedule_code: int = SCHEDULES.get(os.environ.get(SCHEDULE_ENV) or DEFAULT_SCHEDULE, SCHEDULES[DEFAULT_SCHEDULE])
 
 
 def library_path() -> Path:
@@ -217,7 +221,7 @@ def library_path() -> Path:
 
 def load_library() -> ctypes.CDLL:
     """Load libspanattn.so once; raise KernelLibraryError with the fix if it is missing."""
-    global _lib
+    global _lib, _schedule_code
     with _lib_lock:
         if _lib is not None:
             return _lib
@@ -264,6 +268,7 @@ def load_library() -> ctypes.CDLL:
         if wanted not in SCHEDULES:
             raise KernelArgumentError(f"{SCHEDULE_ENV}={wanted!r}: expected one of {', '.join(SCHEDULES)}")
         _check_status(lib, lib.spanattn_set_schedule(SCHEDULES[wanted]), "set_schedule")
+        _schedule_code = SCHEDULES[wanted]
         combine = os.environ.get(COMBINE_ENV) or DEFAULT_COMBINE
         if combine not in COMBINES:
             raise KernelArgumentError(f"{COMBINE_ENV}={combine!r}: expected one of {', '.join(COMBINES)}")
@@ -312,10 +317,12 @@ def _plan_sizes(B: int, Hq: int, Hkv: int, Nmax: int, D: int, I: int, dtype_code
 
 def set_schedule(name: str) -> None:
     """How the kernel splits its work: `balanced` (the default) or `rows` (cuda/span_schedule.h)."""
+    global _schedule_code
     if name not in SCHEDULES:
         raise KernelArgumentError(f"schedule must be one of {', '.join(SCHEDULES)} (got {name!r})")
     lib = load_library()
     _check_status(lib, lib.spanattn_set_schedule(SCHEDULES[name]), "set_schedule")
+    _schedule_code = SCHEDULES[name]
     _plans.clear()  # the workspace size depends on it
 
 
@@ -427,8 +434,8 @@ def _(q, k_cache, v_cache, intervals, n_intervals, seq_lens, scale):
 
 
 def _plan_numel(intervals: Tensor, heads_q: int, heads_kv: int, max_len: int, head_dim: int,
-               dtype: torch.dtype) -> int:
-    if intervals.device.type != "cuda":
+               dtype: torch.dtype, schedule: int) -> int:
+    if intervals.device.type != "cuda" or schedule == SCHEDULES["rows"]:
         return 1
     _, _, plan_bytes = _plan_sizes(intervals.shape[0], heads_q, heads_kv, max_len, head_dim, intervals.shape[1],
                                    KERNEL_DTYPES[dtype], intervals.device)
@@ -437,8 +444,8 @@ def _plan_numel(intervals: Tensor, heads_q: int, heads_kv: int, max_len: int, he
 
 @torch.library.custom_op("spanattn::span_plan", mutates_args=())
 def _span_plan_op(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, heads_q: int, heads_kv: int,
-                  max_len: int, head_dim: int, dtype: torch.dtype) -> Tensor:
-    numel = _plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype)
+                  max_len: int, head_dim: int, dtype: torch.dtype, schedule: int) -> Tensor:
+    numel = _plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype, schedule)
     buf = torch.zeros(numel, dtype=torch.int32, device=intervals.device) if intervals.device.type != "cuda" \
         else torch.empty(numel, dtype=torch.int32, device=intervals.device)
     if intervals.device.type == "cuda":
@@ -447,8 +454,8 @@ def _span_plan_op(intervals: Tensor, n_intervals: Tensor, seq_lens: Tensor, head
 
 
 @_span_plan_op.register_fake
-def _(intervals, n_intervals, seq_lens, heads_q, heads_kv, max_len, head_dim, dtype):
-    return intervals.new_empty(_plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype),
+def _(intervals, n_intervals, seq_lens, heads_q, heads_kv, max_len, head_dim, dtype, schedule):
+    return intervals.new_empty(_plan_numel(intervals, heads_q, heads_kv, max_len, head_dim, dtype, schedule),
                                dtype=torch.int32)
 
 
@@ -474,7 +481,7 @@ def span_plan(q: Tensor, k_cache: Tensor, intervals: Tensor, n_intervals: Tensor
     under the rows schedule, a placeholder the op ignores."""
     check_inputs(q, k_cache, k_cache, intervals, n_intervals, seq_lens, for_kernel=q.is_cuda)
     return torch.ops.spanattn.span_plan(intervals, n_intervals, seq_lens, q.shape[1], k_cache.shape[1],
-                                        k_cache.shape[2], q.shape[2], q.dtype)
+                                        k_cache.shape[2], q.shape[2], q.dtype, _schedule_code)
 
 
 def span_decode_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, intervals: Tensor,

@@ -271,6 +271,29 @@ def test_plan_placeholder_on_cpu_changes_nothing():
     torch.testing.assert_close(torch.compile(step, fullgraph=True)(q), step(q))
 
 
+def test_a_compiled_span_plan_is_retraced_when_the_schedule_changes(monkeypatch):
+    """The plan's size depends on the schedule: a graph traced under `rows` (a 1-element
+    placeholder) reused under `balanced` failed its size check on the GPU. span_plan passes the
+    schedule to its op, and torch.compile guards on it."""
+    from torch._dynamo.testing import CompileCounter
+    q, k, v, iv, n, lens = make_inputs(2)
+    seen = []
+    real = kernel._plan_numel
+    monkeypatch.setattr(kernel, "_plan_numel", lambda *a: seen.append(a[-1]) or real(*a))
+    counter = CompileCounter()
+    step = torch.compile(lambda q: kernel.span_plan(q, k, iv, n, lens) + 1, backend=counter, fullgraph=True)
+    torch._dynamo.reset()
+    monkeypatch.setattr(kernel, "_schedule_code", kernel.SCHEDULES["rows"])
+    step(q)
+    step(q)
+    assert counter.frame_count == 1
+    monkeypatch.setattr(kernel, "_schedule_code", kernel.SCHEDULES["balanced"])
+    step(q)
+    assert counter.frame_count == 2, "the graph traced under rows was reused under balanced"
+    assert kernel.SCHEDULES["rows"] in seen and kernel.SCHEDULES["balanced"] in seen
+    torch._dynamo.reset()
+
+
 # ----------------------------------------------------------------------------- balanced schedule
 needs_library = pytest.mark.skipif(not kernel.DEFAULT_LIBRARY.is_file(),
                                    reason="libspanattn.so not built (spanattn build-kernel)")
