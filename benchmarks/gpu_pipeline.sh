@@ -22,7 +22,9 @@
 #   long    arith-long data, configs/train/arith-long.yaml (LONG_MIX=DIR[:WEIGHT] mixes another
 #           dataset's train split in, e.g. LONG_MIX=.ferry/mix) for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
-#           checkpoint, train.time_limit_s), then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
+#           checkpoint, train.time_limit_s; LONG_WARM=1 trains on from .ferry/long, and LONG_WIDEN=F
+#           with it widens that checkpoint to F times the attention heads first, spanattn.widen),
+#           then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
 #           once per LONG_EVAL_VARIANTS ("eager compiled"; parts joined with +, see variant_flags,
 #           e.g. "compiled+continuous"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
@@ -82,9 +84,11 @@ variant_flags() {  # variant_flags SETTING VARIANT: the flags of VARIANT's "+"-j
       decode) flags+=(--compile-decode) ;;
       continuous) flags+=(--continuous) ;;  # finished rows refilled with the next prompts, through the decode steps
       prefill) flags+=(--refill prefill) ;;  # with continuous: refilled by a prefill forward instead
-      stepplan) flags+=(--step-plan) ;;  # one kernel plan a step
-      fused) flags+=(--kernel-combine fused) ;;
-      *) echo "$1: unknown part '$part' (eager, compiled, decode, continuous, prefill, stepplan, fused)" | tee -a "$LOG"
+      stepplan) flags+=(--step-plan) ;;  # one kernel plan a step (the default since session 7)
+      layerplan) flags+=(--no-step-plan) ;;  # a kernel plan in every layer (the default before)
+      fused) flags+=(--kernel-combine fused) ;;  # the default since session 7
+      combinekernel) flags+=(--kernel-combine kernel) ;;  # a combine kernel (the default before)
+      *) echo "$1: unknown part '$part' (eager, compiled, decode, continuous, prefill, stepplan, layerplan, fused, combinekernel)" | tee -a "$LOG"
          return 2 ;;
     esac
   done
@@ -227,8 +231,15 @@ if has long-train; then
     if [[ ! -d .ferry/long/checkpoint ]]; then
       echo "LONG_WARM=1 needs .ferry/long (benchmarks/ferry.py unpack) in the carry" | tee -a "$LOG"; exit 2
     fi
-    LT_DATA=.ferry/long/data
-    LT_SETS=(--set model.path=.ferry/long/checkpoint --set model.config=null --set model.tokenizer=auto)
+    LT_DATA=.ferry/long/data WARM_CKPT=.ferry/long/checkpoint
+    if [[ -n "${LONG_WIDEN:-}" ]]; then  # F times the attention heads, same function (spanattn.widen)
+      step "widen $WARM_CKPT: $LONG_WIDEN x the attention heads"
+      run python3 -m spanattn.widen --checkpoint $WARM_CKPT --factor $LONG_WIDEN --out runs/widened --force || exit 2
+      WARM_CKPT=runs/widened
+    fi
+    LT_SETS=(--set model.path=$WARM_CKPT --set model.config=null --set model.tokenizer=auto)
+  elif [[ -n "${LONG_WIDEN:-}" ]]; then
+    echo "LONG_WIDEN widens a ferried checkpoint: it needs LONG_WARM=1" | tee -a "$LOG"; exit 2
   fi
   if [[ -n "${LONG_MIX:-}" ]]; then  # DIR[:WEIGHT]: that dataset's train split mixed in (train.mix)
     mix_dir=${LONG_MIX%%:*} mix_w=1; [[ "$LONG_MIX" == *:* ]] && mix_w=${LONG_MIX##*:}
@@ -243,7 +254,8 @@ if has long-train; then
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
   # the checkpoint comes back in parts, should this machine go before the eval; not by default
   # when long-eval runs in this call too (5 more files would pass the 8 that come back)
-  if [[ "${FERRY:-$(has long-eval && echo 0 || echo 1)}" != 0 ]]; then
+  # nor with LONG_WIDEN: a widened llama-long checkpoint (~76 MB) is more than a call brings back (64 MiB)
+  if [[ "${FERRY:-$( (has long-eval || [[ -n "${LONG_WIDEN:-}" ]]) && echo 0 || echo 1)}" != 0 ]]; then
     step ferry arith-long checkpoint
     run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data $LT_DATA --splits train,val,test \
         --name long --out "$OUT"

@@ -41,7 +41,7 @@ export const evalRunOptionsSchema = z
     sweepLengths: csvInts.default([32, 128, 512, 2048]),
     hfLimit: z.number().int().nonnegative().optional(),
     replay: z.boolean().default(false),
-    shape: z.enum(["llama-1b", "llama-8b", "llama-long", "tiny"]).default("llama-8b"),
+    shape: z.enum(["llama-1b", "llama-8b", "llama-long", "llama-long-kv16", "tiny"]).default("llama-8b"),
     contexts: csvInts.default([2048, 8192, 32768]),
     batches: csvInts.default([1, 8, 32]),
     gen: z.number().int().positive().default(128),
@@ -51,7 +51,7 @@ export const evalRunOptionsSchema = z
     noGraph: z.boolean().default(false),
     compileState: z.boolean().default(false),
     compileDecode: z.boolean().default(false),
-    stepPlan: z.boolean().default(false),
+    stepPlan: z.boolean().default(true),
     kernelSchedule: z.enum(["rows", "balanced"]).optional(),
     kernelCombine: z.enum(["kernel", "fused"]).optional(),
     continuous: z.boolean().default(false),
@@ -81,13 +81,13 @@ function writeAtomic(path: string, text: string): void {
 }
 
 /** The decode-engine switches that eval and replay both take. */
-function engineFlags(opts: EvalRunOptions): string[] {
+export function engineFlags(opts: EvalRunOptions): string[] {
   return [
     ...(opts.allowReference ? ["--allow-reference"] : []),
     ...(opts.noGraph ? ["--no-graph"] : []),
     ...(opts.compileState ? ["--compile-state"] : []),
     ...(opts.compileDecode ? ["--compile-decode"] : []),
-    ...(opts.stepPlan ? ["--step-plan"] : []),
+    ...(opts.stepPlan ? [] : ["--no-step-plan"]),
     ...(opts.kernelSchedule ? ["--kernel-schedule", opts.kernelSchedule] : []),
     ...(opts.kernelCombine ? ["--kernel-combine", opts.kernelCombine] : []),
   ];
@@ -145,6 +145,15 @@ export async function runEval(opts: EvalRunOptions) {
   }
 }
 
+/** The options of `spanattn eval` from commander's flags and an optional config file. Commander
+ * gives each --no-x flag a default (x: true): those pass on only when given, so that a config
+ * file's value stands. */
+export function loadEvalOptions(flags: Record<string, unknown>, configPath?: string): EvalRunOptions {
+  const { graph, stepPlan, ...rest } = flags;
+  const negated = { noGraph: graph === false ? true : undefined, stepPlan: stepPlan === false ? false : undefined };
+  return loadOptions({ schema: evalRunOptionsSchema, flags: { ...rest, ...negated }, configPath });
+}
+
 export function evalRunCommand(): Command {
   return new Command("eval")
     .description("accuracy and decode throughput of a trained run, sparse vs dense, side by side")
@@ -162,7 +171,7 @@ export function evalRunCommand(): Command {
     .option("--sweep-lengths <list>", "generation lengths of the sweep, at --batch (default: 32,128,512,2048; those below --max-new-tokens)")
     .option("--hf-limit <n>", "records for the transformers generate baseline of --throughput (default: all; 0 skips it)", Number)
     .option("--replay", "random-weight model of --shape driven through the dataset's spans")
-    .option("--shape <name>", "replay shape: llama-1b, llama-8b (default), llama-long (the arith-long model) or tiny")
+    .option("--shape <name>", "replay shape: llama-1b, llama-8b (default), llama-long (the arith-long model), llama-long-kv16 (its twice-the-KV-heads variant) or tiny")
     .option("--contexts <list>", "replay context lengths (default: 2048,8192,32768)")
     .option("--batches <list>", "replay / kernel batch sizes (default: 1,8,32)")
     .option("--gen <n>", "replay: decoded tokens per configuration (default: 128)", Number)
@@ -172,9 +181,9 @@ export function evalRunCommand(): Command {
     .option("--no-graph", "do not capture the decode step in a CUDA graph")
     .option("--compile-state", "torch.compile the span state machine and the decode step's bookkeeping (fewer kernel launches per step)")
     .option("--compile-decode", "torch.compile the model's decode forward too: norms, rotary, KV-cache writes and activations fused around the GEMMs and the span kernel")
-    .option("--step-plan", "plan the span kernel's balanced schedule once a decode step instead of once a layer (one plan kernel a step)")
+    .option("--no-step-plan", "plan the span kernel's balanced schedule in every layer (default: once a decode step, one plan kernel a step)")
     .option("--kernel-schedule <name>", "the span kernel's work split: balanced (default: splits per sequence in proportion to what it keeps) or rows")
-    .option("--kernel-combine <how>", "how the balanced schedule merges a sequence's splits: kernel (default: a combine kernel) or fused (the split kernel's last block merges; one launch fewer a layer)")
+    .option("--kernel-combine <how>", "how the balanced schedule merges a sequence's splits: fused (default: the split kernel's last block merges; one launch fewer a layer) or kernel (a combine kernel)")
     .option("--continuous", "continuous batching: refill a finished sequence's slot with the next prompt")
     .option("--refill <how>", "with --continuous: decode (default: the new prompt goes through the decode steps, no prefill forward) or prefill")
     .option("--python <path>", "interpreter to use (default: SPANATTN_PYTHON or .venv)")
@@ -185,8 +194,8 @@ export function evalRunCommand(): Command {
       "\nExamples:\n  $ spanattn eval --run runs/arith-tiny --data datasets/arith-small --limit 64\n  $ spanattn eval --run runs/arith-long --data datasets/arith-long --batch 128 --throughput\n  $ spanattn eval --replay --shape llama-8b --data datasets/arith-long --contexts 2048,8192 --batches 1,8,32\n",
     )
     .action(async (flags) => {
-      const { config, graph, ...rest } = flags as Record<string, unknown>;
-      const opts = loadOptions({ schema: evalRunOptionsSchema, flags: { ...rest, noGraph: graph === false ? true : undefined }, configPath: config as string | undefined });
+      const { config, ...rest } = flags as Record<string, unknown>;
+      const opts = loadEvalOptions(rest, config as string | undefined);
       const res = await runEval(opts);
       printResult({ ...res.result, out: res.out }, opts.json, () => {
         if (res.kind === "kernel") return `kernel benchmark written to ${res.out}`;

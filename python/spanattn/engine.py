@@ -127,7 +127,7 @@ class Engine:
 
     def __init__(self, model, batch_size: int, max_len: int, special_ids: dict[str, int], eos_id: int | None,
                  grammar: Grammar | None = None, cuda_graph: bool | None = None, dtype: torch.dtype | None = None,
-                 compile_state: bool = False, compile_decode: bool = False, step_plan: bool = False):
+                 compile_state: bool = False, compile_decode: bool = False, step_plan: bool = True):
         """compile_state: torch.compile the span state machine's step and the step's
         bookkeeping (`_advance`): about 200 tiny elementwise ops, one kernel launch each on a GPU,
         become a few fused kernels; the model's layers are untouched; same results.

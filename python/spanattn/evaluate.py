@@ -334,10 +334,12 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-state", action="store_true", help="torch.compile the span state machine and the step's bookkeeping")
     p.add_argument("--compile-decode", action="store_true",
                    help="torch.compile the model's decode forward too (norms, rotary, KV writes, activations)")
-    p.add_argument("--step-plan", action="store_true",
-                   help="plan the span kernel's balanced schedule once a decode step, not once a layer")
+    p.add_argument("--step-plan", action=argparse.BooleanOptionalAction, default=True,
+                   help="plan the span kernel's balanced schedule once a decode step, not once a layer (default; "
+                        "--no-step-plan plans in every layer)")
     p.add_argument("--kernel-combine", choices=list(COMBINES),
-                   help="how the balanced schedule merges splits: kernel (default: SPANATTN_KERNEL_COMBINE, else kernel) or fused")
+                   help="how the balanced schedule merges splits: fused (default: SPANATTN_KERNEL_COMBINE, else fused) "
+                        "or kernel (a combine kernel)")
     p.add_argument("--kernel-schedule", choices=list(SCHEDULES),
                    help="the span kernel's work schedule (default: SPANATTN_KERNEL_SCHEDULE, else balanced)")
 

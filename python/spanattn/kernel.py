@@ -47,9 +47,11 @@ SCHEDULE_ENV = "SPANATTN_KERNEL_SCHEDULE"
 SCHEDULES = {"rows": 0, "balanced": 1}
 COMBINE_ENV = "SPANATTN_KERNEL_COMBINE"
 # how the balanced schedule merges a sequence's splits: a combine kernel, or fused into the
-# split kernel (its last block a unit merges); "kernel" stays the default until fused is run on a GPU
+# split kernel (its last block a unit merges). Fused is the default since session 7 measured it on
+# the H200: the same outputs, the llama-long graph step at batch 128 0.623 -> 0.596 ms sparse
+# (with the step plan; benchmarks/README.md, "Session 7")
 COMBINES = {"kernel": 0, "fused": 1}
-DEFAULT_COMBINE = "kernel"
+DEFAULT_COMBINE = "fused"
 # same numerics as rows; 1.99x vs 1.68x sparse/dense on the llama-8b replay (benchmarks/README.md, "Session 5")
 DEFAULT_SCHEDULE = "balanced"
 

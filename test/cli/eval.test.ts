@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { engineFlags, evalRunOptionsSchema, loadEvalOptions } from "../../cli/commands/eval.js";
 import { cli, tempDir } from "../helpers.js";
 
 describe("spanattn eval: bad input", () => {
@@ -55,5 +56,31 @@ describe("spanattn eval: bad input", () => {
     // the dataset is checked first: the run folder is not a dataset
     expect(r.stderr).toMatch(/error: .*is not a dataset folder \(no manifest\.json\)/);
     expect(r.stderr).toMatch(/hint: create it with `spanattn gen-data`/);
+  });
+});
+
+describe("spanattn eval: engine flags", () => {
+  it("the step plan is on unless --no-step-plan (or stepPlan: false); the combine is left to the library unless given", () => {
+    const base = { run: "r", data: "d" };
+    expect(engineFlags(evalRunOptionsSchema.parse(base))).toEqual([]);
+    expect(engineFlags(evalRunOptionsSchema.parse({ ...base, stepPlan: false }))).toEqual(["--no-step-plan"]);
+    expect(engineFlags(evalRunOptionsSchema.parse({ ...base, kernelCombine: "kernel", compileDecode: true }))).toEqual([
+      "--compile-decode",
+      "--kernel-combine",
+      "kernel",
+    ]);
+  });
+
+  it("a config file's stepPlan: false or noGraph: true is not overridden by commander's --no-x defaults", () => {
+    const dir = tempDir();
+    const config = join(dir, "eval.yaml");
+    writeFileSync(config, "stepPlan: false\nnoGraph: true\ndata: d\nrun: r\n");
+    const defaults = { graph: true, stepPlan: true };  // what commander gives when neither flag is used
+    const fromFile = loadEvalOptions(defaults, config);
+    expect([fromFile.stepPlan, fromFile.noGraph]).toEqual([false, true]);
+    const plain = loadEvalOptions({ ...defaults, run: "r", data: "d" });
+    expect([plain.stepPlan, plain.noGraph]).toEqual([true, false]);
+    const given = loadEvalOptions({ graph: false, stepPlan: false, run: "r", data: "d" });
+    expect([given.stepPlan, given.noGraph]).toEqual([false, true]);
   });
 });

@@ -213,3 +213,12 @@ def test_a_bad_kernel_schedule_in_the_environment_is_an_eval_error(monkeypatch):
     assert "kernel or fused" in err.value.hint
     monkeypatch.delenv(kernel_lib.COMBINE_ENV)
     monkeypatch.setattr(kernel_lib, "_lib", None)
+
+
+def test_the_step_plan_is_on_by_default_and_can_be_turned_off():
+    p = argparse.ArgumentParser()
+    evaluate.add_engine_args(p)
+    assert evaluate.engine_options(p.parse_args([]))["step_plan"] is True
+    assert evaluate.engine_options(p.parse_args(["--no-step-plan"]))["step_plan"] is False
+    assert evaluate.engine_options(p.parse_args(["--step-plan"]))["step_plan"] is True
+    assert p.parse_args([]).kernel_combine is None  # the library's default (fused) or SPANATTN_KERNEL_COMBINE

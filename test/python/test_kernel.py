@@ -210,7 +210,7 @@ def test_built_library_loads_and_reports_errors_through_the_abi(monkeypatch):
     with pytest.raises(KernelArgumentError, match=re.escape("variant must be 0 (automatic), 1, 3 or 5 (got 9)")):
         kernel.set_tuning(variant=9)
     kernel.set_tuning(0, 0)
-    assert kernel.get_combine() == kernel.DEFAULT_COMBINE == "kernel"
+    assert kernel.get_combine() == kernel.DEFAULT_COMBINE == "fused"
     kernel.set_combine("fused")
     assert kernel.get_combine() == "fused"
     kernel.set_combine("kernel")
@@ -224,9 +224,9 @@ def test_built_library_loads_and_reports_errors_through_the_abi(monkeypatch):
 def test_the_combine_comes_from_the_environment_when_the_library_loads(monkeypatch):
     monkeypatch.delenv(kernel.LIBRARY_ENV, raising=False)
     monkeypatch.setattr(kernel, "_lib", None)
-    monkeypatch.setenv(kernel.COMBINE_ENV, "fused")
+    monkeypatch.setenv(kernel.COMBINE_ENV, "kernel")  # not the default (fused)
     try:
-        assert kernel.get_combine() == "fused"
+        assert kernel.get_combine() == "kernel"
         monkeypatch.setattr(kernel, "_lib", None)
         monkeypatch.setenv(kernel.COMBINE_ENV, "sometimes")
         with pytest.raises(KernelArgumentError, match="SPANATTN_KERNEL_COMBINE='sometimes': expected one of kernel, fused"):
