@@ -31,6 +31,9 @@ SHAPES = {
     # configs/model/llama-long.yaml (the arith-long model: KV-heavy, MHA with head_dim 128), char vocabulary
     "llama-long": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=6, num_attention_heads=8,
                        num_key_value_heads=8, head_dim=128, vocab_size=256, tie_word_embeddings=True),
+    # configs/model/llama-long-kv16.yaml: twice its KV heads, as `python -m spanattn.widen --factor 2` makes it
+    "llama-long-kv16": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=6, num_attention_heads=16,
+                            num_key_value_heads=16, head_dim=128, vocab_size=256, tie_word_embeddings=True),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, head_dim=16, vocab_size=512),
 }

@@ -41,14 +41,14 @@ def test_model_config_validates(path):
     assert model.config.num_attention_heads % model.config.num_key_value_heads == 0  # MHA or GQA
 
 
-def test_replay_shape_llama_long_is_the_arith_long_model():
+@pytest.mark.parametrize("shape", ["llama-long", "llama-long-kv16"])
+def test_replay_shapes_llama_long_are_the_arith_long_models(shape):
     from spanattn import replay
 
-    spec = models.load_model_spec(ROOT / "configs/model/llama-long.yaml")
-    shape = replay.SHAPES["llama-long"]
+    spec = models.load_model_spec(ROOT / f"configs/model/{shape}.yaml")
     for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                 "num_key_value_heads", "head_dim"):
-        assert shape[key] == spec[key], key
+        assert replay.SHAPES[shape][key] == spec[key], key
 
 
 def test_overrides_and_config_files_read_numbers_as_the_cli_does(tmp_path):
