@@ -10,7 +10,8 @@
 #   tests   GPU tests: engine (kernel in a CUDA graph vs masked forward), flex masks, compile
 #   tests-engine  only the engine's (eager and compiled state machine; ~1 minute)
 #   replay  eval --replay --shape llama-8b on arith-long spans (CONTEXTS, BATCHES, GEN)
-#   replay-long  the same with the arith-long model's shape (llama-long), LONG_CONTEXTS x 1,8,32,128
+#   replay-long  the same with the arith-long model's shape (LONG_SHAPE, default llama-long; or
+#           llama-long-kv16), LONG_CONTEXTS x 1,8,32,128
 #   profile benchmarks/profile_decode.py: kernel time by group of a decode step, dense vs
 #           sparse, with and without --compile-state (PROFILE_SPECS, default
 #           "llama-8b 8192 32;llama-long 3072 128"; PROFILE_VARIANTS="eager compiled", parts
@@ -168,9 +169,9 @@ if has replay; then
       --contexts ${CONTEXTS:-8192,16384} --batches ${BATCHES:-8,32} --gen ${GEN:-64}
 fi
 
-if has replay-long; then
-  step replay llama-long
-  evaluate replay-llama-long ${REPLAY_S:-240} --replay --shape llama-long --data datasets/arith-long \
+if has replay-long; then  # LONG_SHAPE=llama-long-kv16: the twice-the-KV-heads model (spanattn.widen --factor 2)
+  step "replay ${LONG_SHAPE:-llama-long}"
+  evaluate replay-${LONG_SHAPE:-llama-long} ${REPLAY_S:-240} --replay --shape ${LONG_SHAPE:-llama-long} --data datasets/arith-long \
       --contexts ${LONG_CONTEXTS:-2048,4096} --batches 1,8,32,128 --gen ${GEN:-64}
 fi
 
