@@ -46,17 +46,18 @@
 #
 # The checkpoint ferry: the device machine may be gone by the next call, taking the run
 # folder with it. So long-train also packs its checkpoint (bf16) and the dataset's splits
-# (gzipped) into OUTDIR (benchmarks/ferry.py, 5 files; FERRY=0 leaves it out; off by default
-# when long-eval runs in the same call). LONG_WARM=1 trains on from a ferried checkpoint
+# (gzipped) into OUTDIR, xz-compressed (benchmarks/ferry.py, 4-5 files; FERRY=0 leaves it out;
+# off by default when long-eval runs in the same call). LONG_WARM=1 trains on from a ferried checkpoint
 # (a new run with a fresh optimizer: lower its lr, e.g. LONG_ARGS="--max-steps N --set
 # train.lr=1e-3"); on a machine still warm from the last long-train it ferries that run's
 # newest checkpoint to itself first. Unpack them here into .ferry/long (`python3 benchmarks/ferry.py unpack
 # --parts DIR --name long`) and build the kernel here for sm_90a alone (`spanattn build-kernel
 # --arch sm_90a --force`: 4.3 MB; with sm_80 too the carry below passes 64 MiB).
-# Then a later call that carries [".ferry", "cuda/build/libspanattn.so",
-# "cuda/build/manifest.json"] runs long-eval on it. Those ~60 MB leave no room in the carry
-# for node, so eval runs through its Python entry point there (same code, no report.html;
-# PIPELINE_NODE= forces that path anywhere).
+# Then a later call that carries [".ferry/long", ".ferry/mix"] runs long-eval on it, or, ~17 MB
+# smaller, [".ferry/long.tar.xz", ".ferry/mix"] after `python3 benchmarks/ferry.py archive --name
+# long` (expanded on arrival, below); the library fits beside the archive
+# ("cuda/build/libspanattn.so", "cuda/build/manifest.json"), node does not, so eval runs through
+# its Python entry point there (same code, no report.html; PIPELINE_NODE= forces that path anywhere).
 # Every step's output goes to OUTDIR/pipeline.log; result JSON and HTML reports are copied to
 # OUTDIR. Run folders stay under runs/ (a warm device machine keeps them between calls, and
 # `main`/`long` read the sweep's step time from runs/train-bench-sweep.json when it is there).
@@ -124,6 +125,11 @@ gen() {  # gen NAME CONFIG: the dataset, unless SETUP=0 and it is already there
 }
 
 NODE=${PIPELINE_NODE-$(command -v node)}  # PIPELINE_NODE= forces the Python entry points
+for archive in .ferry/*.tar.xz; do  # carried archives (benchmarks/ferry.py archive): expanded on arrival
+  [[ -f $archive ]] || continue
+  step "expand $archive"
+  run python3 benchmarks/ferry.py expand --name "$(basename "$archive" .tar.xz)" || exit 2
+done
 step "stages ${STAGES:1:-1}${EVAL_FLAGS:+ (eval flags: $EVAL_FLAGS)}$([[ -z "$NODE" ]] && echo " (no node: Python entry points)")"
 if [[ "${SETUP:-1}" != 0 && -n "$NODE" ]]; then
   run spanattn doctor
@@ -255,8 +261,8 @@ if has long-train; then
       --train-minutes ${LONG_MINUTES:-4} --test-samples 0 ${LONG_ARGS:-}
   # the checkpoint comes back in parts, should this machine go before the eval; not by default
   # when long-eval runs in this call too (5 more files would pass the 8 that come back)
-  # nor with LONG_WIDEN: a widened llama-long checkpoint (~76 MB) is more than a call brings back (64 MiB)
-  if [[ "${FERRY:-$( (has long-eval || [[ -n "${LONG_WIDEN:-}" ]]) && echo 0 || echo 1)}" != 0 ]]; then
+  # (a widened llama-long checkpoint, 76 MB in bf16, comes back in ~57 MB of xz parts)
+  if [[ "${FERRY:-$(has long-eval && echo 0 || echo 1)}" != 0 ]]; then
     step ferry arith-long checkpoint
     run python3 benchmarks/ferry.py pack --run runs/train-bench/run-long --data $LT_DATA --splits train,val,test \
         --name long --out "$OUT"

@@ -32,6 +32,7 @@ def test_pack_unpack_round_trip_evaluates(ferry, trained, tmp_path):
                 "--part-mib", "0.02"])
     rec = json.loads((out / "ferry-m.json").read_text())
     assert rec["checkpoint"].endswith("step-000008")  # the newest
+    assert rec["compression"] == "xz" and (out / rec["parts"][0]).read_bytes()[:6] == b"\xfd7zXZ\x00"
     assert len(rec["parts"]) > 1 and all((out / p).stat().st_size <= 0.02 * 2**20 for p in rec["parts"])
     ferry.main(["unpack", "--parts", str(out), "--name", "m", "--dest", str(tmp_path / "ferry")])
     got = tmp_path / "ferry" / "m"
@@ -58,7 +59,7 @@ def test_pack_unpack_round_trip_evaluates(ferry, trained, tmp_path):
 def test_damaged_parts_are_refused(ferry, trained, tmp_path):
     run, ds, _ = trained
     out = tmp_path / "out"
-    ferry.main(["pack", "--run", str(run), "--name", "m", "--out", str(out), "--part-mib", "0.05"])
+    ferry.main(["pack", "--run", str(run), "--name", "m", "--out", str(out), "--part-mib", "0.02"])
     rec = json.loads((out / "ferry-m.json").read_text())
     part = out / rec["parts"][1]
     raw = bytearray(part.read_bytes())
@@ -67,3 +68,46 @@ def test_damaged_parts_are_refused(ferry, trained, tmp_path):
     with pytest.raises(SystemExit, match="do not match their record"):
         ferry.main(["unpack", "--parts", str(out), "--name", "m", "--dest", str(tmp_path / "ferry")])
     assert not (tmp_path / "ferry" / "m").exists()
+
+
+def test_an_uncompressed_pack_still_unpacks(ferry, trained, tmp_path):
+    run, ds, model = trained
+    out = tmp_path / "out"
+    ferry.main(["pack", "--run", str(run), "--name", "m", "--out", str(out), "--compress", "none"])
+    rec = json.loads((out / "ferry-m.json").read_text())
+    assert rec["compression"] == "none" and (out / rec["parts"][0]).read_bytes()[257:262] == b"ustar"
+    ferry.main(["unpack", "--parts", str(out), "--name", "m", "--dest", str(tmp_path / "ferry")])
+    assert (tmp_path / "ferry" / "m" / "checkpoint" / "config.json").is_file()
+
+
+def test_archive_and_expand_carry_a_folder_byte_for_byte(ferry, trained, tmp_path, capsys):
+    run, ds, _ = trained
+    dest = tmp_path / "ferry"
+    ferry.main(["pack", "--run", str(run), "--data", str(ds), "--name", "m", "--out", str(tmp_path / "out")])
+    ferry.main(["unpack", "--parts", str(tmp_path / "out"), "--name", "m", "--dest", str(dest)])
+    before = {p.relative_to(dest): p.read_bytes() for p in (dest / "m").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    ferry.main(["archive", "--name", "m", "--dest", str(dest)])
+    assert json.loads(capsys.readouterr().out)["bytes"] == (dest / "m.tar.xz").stat().st_size
+    import shutil
+    shutil.rmtree(dest / "m")
+    ferry.main(["expand", "--name", "m", "--dest", str(dest)])
+    assert json.loads(capsys.readouterr().out)["kept"] is False
+    files = lambda: {p.relative_to(dest): p.read_bytes() for p in (dest / "m").rglob("*")  # noqa: E731
+                     if p.is_file() and p.name != ".archive-sha256"}
+    assert files() == before and len(before) > 3
+    ferry.main(["expand", "--name", "m", "--dest", str(dest)])  # made from this archive: kept
+    assert json.loads(capsys.readouterr().out)["kept"] is True
+    # a stale folder (another archive's, or none's) is replaced
+    (dest / "m" / "checkpoint" / "config.json").write_text("{}")
+    (dest / "m" / ".archive-sha256").write_text("0" * 64)
+    ferry.main(["expand", "--name", "m", "--dest", str(dest)])
+    assert json.loads(capsys.readouterr().out)["kept"] is False and files() == before
+    ferry.main(["archive", "--name", "m", "--dest", str(dest)])  # the stamp does not travel
+    import tarfile
+    with tarfile.open(dest / "m.tar.xz") as tar:
+        assert not [n for n in tar.getnames() if n.endswith(".archive-sha256")]
+    with pytest.raises(SystemExit, match="does not exist"):
+        ferry.main(["expand", "--name", "other", "--dest", str(dest)])
+    with pytest.raises(SystemExit, match="is not a folder"):
+        ferry.main(["archive", "--name", "other", "--dest", str(dest)])
