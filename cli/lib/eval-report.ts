@@ -61,6 +61,9 @@ export const EvalResultSchema = z
     ...engineFields,
     modes: z.record(z.string(), ModeStatsSchema),
     speedup: maybe.optional(),
+    paired: z
+      .object({ metric: z.string(), records: num, both: num, dense_only: num, sparse_only: num, neither: num, difference_points: num, mcnemar_p: num })
+      .optional(),
     sweep: z.array(z.object({ batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
     length_sweep: z.array(z.object({ max_new_tokens: num, batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
     hf_generate: z.object({ tokens_per_second: num, generated_tokens: num, seconds: num, engine_dense_ratio: num.optional() }).passthrough().optional(),
@@ -121,6 +124,7 @@ export function evalTable(r: EvalResult): string {
   const batching = cont ? `continuous batching, ${cont.refill ?? "prefill"} refill` : "static batches";
   if (r.speedup != null) out += `\n\nspeed-up sparse / dense: ${r.speedup.toFixed(2)}x  (batch ${r.batch}, ${r.records} records, ${r.device}${r.gpu ? ` ${r.gpu}` : ""})`;
   out += `\nengine: ${engineSummary(r)}; ${batching}`;
+  if (r.paired) out += `\n${pairedLine(r.paired)}`;
   if (r.sweep?.length) out += "\n\n" + table(["batch", "dense tok/s", "sparse tok/s", "speed-up"], r.sweep.map((s) => [String(s.batch), f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`]));
   if (r.length_sweep?.length)
     out += "\n\n" + table([`new tokens (batch ${r.length_sweep[0].batch})`, "dense tok/s", "sparse tok/s", "speed-up", "attended"], r.length_sweep.map((s) => [`<= ${s.max_new_tokens}`, f(s.dense.tokens_per_second, 0), f(s.sparse.tokens_per_second, 0), `${s.speedup.toFixed(2)}x`, f(s.sparse.attended_fraction, 3)]));
@@ -128,6 +132,12 @@ export function evalTable(r: EvalResult): string {
   if (r.skipped_records) out += `\n\nskipped ${r.skipped_records} records whose prompt + ${r.max_new_tokens} new tokens exceeds the model's positions`;
   if (r.note) out += `\n\nnote: ${r.note}`;
   return out;
+}
+
+/** "exact match, record by record: 40 both, 7 dense only, 3 sparse only (sparse -0.80 points; McNemar exact p = 0.34)" */
+export function pairedLine(p: NonNullable<EvalResult["paired"]>): string {
+  const sign = p.difference_points >= 0 ? "+" : "";
+  return `${p.metric.replace("_", " ")}, record by record: ${p.both} both, ${p.dense_only} dense only, ${p.sparse_only} sparse only, ${p.neither} neither (sparse ${sign}${p.difference_points.toFixed(2)} points; McNemar exact p = ${p.mcnemar_p.toPrecision(2)})`;
 }
 
 export function replayTable(r: ReplayResult): string {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -180,6 +181,24 @@ def score_arith(records: list[dict], texts: list[list[str]]) -> dict:
         prefix += good / max(1, len(want_steps))
     n = max(1, len(records))
     return {"exact_match": exact / n, "step_exact_match": steps / n, "step_prefix": prefix / n}
+
+
+def exact_flags(records: list[dict], texts: list[list[str]]) -> list[bool]:
+    """Per record: is the final answer right (score_arith's exact_match, record by record)."""
+    return [bool(segs) and segs[-1] == rec.get("answer") for rec, segs in zip(records, texts)]
+
+
+def paired_exact_match(dense: list[bool], sparse: list[bool]) -> dict:
+    """The two modes' exact match on the same records, record by record: how many each gets
+    right that the other does not, and McNemar's exact test on those (a two-sided binomial
+    test of the discordant records; p near 1: the modes do not differ beyond chance)."""
+    b = sum(d and not s for d, s in zip(dense, sparse))
+    c = sum(s and not d for d, s in zip(dense, sparse))
+    n = b + c
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n) if n else 1.0
+    return {"metric": "exact_match", "records": len(dense), "both": sum(d and s for d, s in zip(dense, sparse)),
+            "dense_only": b, "sparse_only": c, "neither": sum(not d and not s for d, s in zip(dense, sparse)),
+            "difference_points": 100 * (c - b) / max(1, len(dense)), "mcnemar_p": p}
 
 
 def score_news(records: list[dict], texts: list[list[str]]) -> dict:
@@ -404,12 +423,15 @@ def evaluate(args) -> dict:
         "CPU or reference attention op: these throughput numbers are not GPU kernel numbers",
         "modes": {},
     }
+    flags = {}
     for mode in args.modes:
         log(f"decoding {len(prompts)} prompts, mode={mode}, batch={engine.B}")
         outs, stats = run_mode(engine, prompts, engine.B, max_new, mode, label=mode, track_steps=not args.continuous,
                                continuous=args.continuous, refill=getattr(args, "refill", "decode"))
         texts = [response_segments(tok, o) for o in outs]
         stats["accuracy"] = score_arith(records, texts) if ds.task == "arith" else score_news(records, texts)
+        if ds.task == "arith":
+            flags[mode] = exact_flags(records, texts)
         stats["samples"] = [{"id": r["id"], "generated": tok.decode(o)[:400]} for r, o in zip(records[:3], outs[:3])]
         result["modes"][mode] = stats
         acc = ", ".join(f"{k} {v:.4f}" for k, v in stats["accuracy"].items() if isinstance(v, float))
@@ -419,6 +441,8 @@ def evaluate(args) -> dict:
     if "dense" in result["modes"] and "sparse" in result["modes"]:
         d, s = result["modes"]["dense"], result["modes"]["sparse"]
         result["speedup"] = s["tokens_per_second"] / d["tokens_per_second"] if d["tokens_per_second"] else None
+        if len(flags) == 2:
+            result["paired"] = paired_exact_match(flags["dense"], flags["sparse"])
 
     if args.throughput:
         sweep = []

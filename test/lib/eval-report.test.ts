@@ -44,6 +44,16 @@ describe("eval report", () => {
     expect(evalTable(rows)).toMatch(/^engine: kernel attention \(rows schedule\); static batches$/m);  // neither applies to rows
   });
 
+  it("the table pairs the modes' exact match record by record, when the result has it", () => {
+    expect(evalTable(result)).not.toMatch(/record by record/);
+    const paired = EvalResultSchema.parse({
+      ...result,
+      paired: { metric: "exact_match", records: 500, both: 40, dense_only: 7, sparse_only: 3, neither: 450, difference_points: -0.8, mcnemar_p: 0.34375 },
+    });
+    expect(evalTable(paired)).toMatch(/^exact match, record by record: 40 both, 7 dense only, 3 sparse only, 450 neither \(sparse -0\.80 points; McNemar exact p = 0\.34\)$/m);
+    expect(evalReport(paired)).toContain("7 dense only, 3 sparse only");
+  });
+
   it("report.html charts tokens/s and speed-up against generation length and batch, with nothing fetched", () => {
     const html = evalReport(result);
     for (const title of ["Tokens/s vs generation length", "Speed-up vs generation length", "Speed-up vs batch", "Accuracy, side by side", "Attended fraction per decode step"])

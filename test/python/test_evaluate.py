@@ -222,3 +222,27 @@ def test_the_step_plan_is_on_by_default_and_can_be_turned_off():
     assert evaluate.engine_options(p.parse_args(["--no-step-plan"]))["step_plan"] is False
     assert evaluate.engine_options(p.parse_args(["--step-plan"]))["step_plan"] is True
     assert p.parse_args([]).kernel_combine is None  # the library's default (fused) or SPANATTN_KERNEL_COMBINE
+
+
+def test_paired_exact_match_counts_the_records_each_mode_alone_gets_right():
+    dense = [True] * 40 + [True] * 7 + [False] * 3 + [False] * 450
+    sparse = [True] * 40 + [False] * 7 + [True] * 3 + [False] * 450
+    p = evaluate.paired_exact_match(dense, sparse)
+    assert (p["both"], p["dense_only"], p["sparse_only"], p["neither"], p["records"]) == (40, 7, 3, 450, 500)
+    assert p["difference_points"] == pytest.approx(-0.8)
+    assert p["mcnemar_p"] == pytest.approx(2 * (1 + 10 + 45 + 120) / 2 ** 10)  # exact binomial, 3 of 10
+    assert evaluate.paired_exact_match([True, False], [True, False])["mcnemar_p"] == 1.0  # no discordant record
+    assert evaluate.paired_exact_match([True] * 9, [False] * 9)["mcnemar_p"] == pytest.approx(2 / 2 ** 9)
+
+
+def test_an_arith_eval_pairs_the_modes_record_by_record(tmp_path, dataset):
+    from spanattn.data import load_dataset
+
+    save_run(tmp_path / "run", load_dataset(dataset).records("train"))
+    r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o")))
+    p = r["paired"]
+    assert p["records"] == r["records"] == p["both"] + p["dense_only"] + p["sparse_only"] + p["neither"]
+    for mode, alone in (("dense", "dense_only"), ("sparse", "sparse_only")):
+        assert p["both"] + p[alone] == round(r["modes"][mode]["accuracy"]["exact_match"] * r["records"])
+    one = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o1"), modes=["dense"]))
+    assert "paired" not in one
