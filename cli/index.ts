@@ -10,6 +10,7 @@ import { genDataCommand } from "./commands/gen-data.js";
 import { quickstartCommand } from "./commands/quickstart.js";
 import { setupCommand } from "./commands/setup.js";
 import { trainCommand } from "./commands/train.js";
+import { widenCommand } from "./commands/widen.js";
 import { runCleanups } from "./lib/cleanup.js";
 import { reportError } from "./lib/errors.js";
 import { packageVersion } from "./lib/paths.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .addCommand(doctorCommand())
     .addCommand(genDataCommand())
     .addCommand(trainCommand())
+    .addCommand(widenCommand())
     .addCommand(buildKernelCommand())
     .addCommand(evalRunCommand())
     .addHelpText("after", "\nQuick start:\n  $ spanattn setup && spanattn quickstart\n\nRun `spanattn <command> --help` for a command's options and examples.\n");

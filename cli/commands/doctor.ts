@@ -82,6 +82,7 @@ export async function runDoctor(opts: z.infer<typeof doctorOptionsSchema>): Prom
   const commands: DoctorResult["commands"] = {
     "gen-data": { ok: true, why: "needs only node" },
     train: { ok: hasTorch, why: hasTorch ? `${torchWhy}${py!.cuda ? ` on ${gpus.length} GPU(s)` : " on CPU"}` : torchWhy },
+    widen: { ok: hasTorch, why: hasTorch ? `${torchWhy} (CPU is enough)` : torchWhy },
     "build-kernel": { ok: Boolean(nvcc), why: nvcc ? `nvcc ${nvcc.version}${gpus.length ? "" : " (no GPU: compiles, cannot run)"}` : "nvcc not found: install the CUDA toolkit or set CUDA_HOME" },
     eval: {
       ok: hasTorch,

@@ -30,7 +30,9 @@ PASSENGERS = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.jso
 
 
 class WidenError(ValueError):
-    pass
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 def widen_state(state: dict[str, torch.Tensor], config: dict, factor: int, noise: float = 0.0,
@@ -85,9 +87,10 @@ def widen_checkpoint(src: str | Path, out: str | Path, factor: int, noise: float
     src, out = Path(src), Path(out)
     weights = sorted(src.glob("*.safetensors"))
     if not (src / "config.json").is_file() or not weights:
-        raise WidenError(f"{src}: not a checkpoint folder (needs config.json and *.safetensors)")
+        raise WidenError(f"{src}: not a checkpoint folder (needs config.json and *.safetensors)",
+                         "a run's checkpoints are runs/<id>/checkpoints/step-N")
     if out.exists() and any(out.iterdir()) and not force:
-        raise WidenError(f"{out} exists and is not empty (--force replaces it)")
+        raise WidenError(f"{out} exists and is not empty", "--force replaces it")
     if out.resolve() == src.resolve():
         raise WidenError("--out must differ from --checkpoint")
     config = json.loads((src / "config.json").read_text())
@@ -126,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     try:
         summary = widen_checkpoint(args.checkpoint, args.out, args.factor, args.noise, args.seed, args.force)
-    except WidenError as e:
+    except WidenError as e:  # the CLI bridge's error result (cli/lib/python.ts), exit code 2
         print(f"error: {e}", file=sys.stderr)
+        print(json.dumps({"status": "error", "error": {"kind": "widen", "message": str(e), "hint": e.hint}}))
         raise SystemExit(2)
     print(json.dumps(summary))
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { DoctorResultSchema } from "../../cli/commands/doctor.js";
 import { cli } from "../helpers.js";
 
-const COMMANDS = ["setup", "doctor", "gen-data", "train", "build-kernel", "eval"];
+const COMMANDS = ["setup", "doctor", "gen-data", "train", "widen", "build-kernel", "eval"];
 
 describe("spanattn CLI frame", () => {
   it("--help lists every command", async () => {
@@ -60,6 +60,7 @@ describe("doctor", () => {
     expect(report.torch.version).toMatch(/^2\.\d+/);
     expect(report.commands["gen-data"].ok).toBe(true);
     expect(report.commands.train.ok).toBe(true);
+    expect(report.commands.widen.ok).toBe(true);
   });
 
   it("without a usable Python it still reports, and says how to fix it", async () => {
@@ -68,6 +69,7 @@ describe("doctor", () => {
     const report = DoctorResultSchema.parse(JSON.parse(r.stdout));
     expect(report.torch.version).toBeNull();
     expect(report.commands.train.ok).toBe(false);
+    expect(report.commands.widen.ok).toBe(false);
     expect(report.commands["gen-data"].ok).toBe(true);
   });
 

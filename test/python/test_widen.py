@@ -83,8 +83,15 @@ def test_what_cannot_be_widened_is_refused(run, tmp_path):
         widen.widen_state({}, {"model_type": "gpt2"}, 2)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
-    with pytest.raises(widen.WidenError, match="exists and is not empty"):
+    with pytest.raises(widen.WidenError, match="exists and is not empty") as e:
         widen.widen_checkpoint(ckpt, tmp_path / "full", 2)
+    assert e.value.hint == "--force replaces it"
+
+
+def test_the_module_reports_bad_input_as_the_cli_bridge_expects(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         widen.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "z")])
     assert e.value.code == 2
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["status"] == "error" and "not a checkpoint folder" in line["error"]["message"]
+    assert "checkpoints/step-N" in line["error"]["hint"]
