@@ -144,11 +144,11 @@ def unpack(args) -> dict:
     return {**record, "unpacked": str(dest / args.name)}
 
 
-def _write_tar(path: Path, folder: Path, arcname: str, compress: str) -> None:
+def _write_tar(path: Path, folder: Path, arcname: str, compress: str, skip: str | None = None) -> None:
     # preset 0: ~4x faster than the default for 1% more bytes on bf16 weights
     opts = {"mode": "w:xz", "preset": 0} if compress == "xz" else {"mode": "w"}
     with tarfile.open(path, **opts) as tar:
-        tar.add(folder, arcname=arcname)
+        tar.add(folder, arcname=arcname, filter=lambda m: None if skip and m.name.endswith("/" + skip) else m)
 
 
 def archive(args) -> dict:
@@ -157,8 +157,7 @@ def archive(args) -> dict:
     if not folder.is_dir():
         raise SystemExit(f"{folder} is not a folder (benchmarks/ferry.py unpack makes one)")
     tmp = target.with_name(target.name + ".tmp")
-    with tarfile.open(tmp, mode="w:xz", preset=0) as tar:
-        tar.add(folder, arcname=args.name, filter=lambda m: None if m.name.endswith("/" + STAMP) else m)
+    _write_tar(tmp, folder, args.name, "xz", skip=STAMP)
     tmp.replace(target)
     return {"name": args.name, "folder": str(folder), "archive": str(target), "bytes": target.stat().st_size}
 

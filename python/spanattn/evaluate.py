@@ -171,11 +171,11 @@ def score_arith(records: list[dict], texts: list[list[str]]) -> dict:
     """exact_match: the final answer; step_exact_match: every step; step_prefix: the mean
     share of a record's reference steps reproduced before the first wrong one (how far the
     model gets, where the other two only say whether it got to the end)."""
-    exact = steps = 0
+    exact = sum(exact_flags(records, texts))
+    steps = 0
     prefix = 0.0
     for rec, segs in zip(records, texts):
         want_steps = [s["text"] for s in rec["segments"] if s["role"] == "response"]
-        exact += bool(segs) and segs[-1] == rec.get("answer")
         steps += segs == want_steps
         good = next((i for i, (a, b) in enumerate(zip(segs, want_steps)) if a != b), min(len(segs), len(want_steps)))
         prefix += good / max(1, len(want_steps))

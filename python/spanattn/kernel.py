@@ -11,7 +11,7 @@ CUDA tensors run cuda/build/libspanattn.so through ctypes (build it with
 `spanattn build-kernel`; SPANATTN_KERNEL_LIB overrides the path). SPANATTN_KERNEL_SCHEDULE
 (`balanced`, the default, or `rows`; see cuda/span_schedule.h) picks how the kernel splits
 the work when the library loads; `set_schedule` changes it later. SPANATTN_KERNEL_COMBINE
-(`kernel`, the default, or `fused`) and `set_combine` pick how the balanced schedule merges
+(`fused`, the default, or `kernel`) and `set_combine` pick how the balanced schedule merges
 the splits. `span_plan` makes the balanced schedule's plan once for several calls with the
 same intervals (the layers of a decode step): pass it as `plan=`. CPU tensors run
 `span_decode_attention_reference`, which is also the oracle of every test. The op is
@@ -334,8 +334,8 @@ def get_schedule() -> str:
 
 
 def set_combine(name: str) -> None:
-    """How the balanced schedule merges each sequence's splits: `kernel` (a combine kernel, the
-    default) or `fused` (the split kernel's last block a (sequence, KV head) merges them)."""
+    """How the balanced schedule merges each sequence's splits: `fused` (the default: the split
+    kernel's last block a (sequence, KV head) merges them) or `kernel` (a combine kernel)."""
     if name not in COMBINES:
         raise KernelArgumentError(f"combine must be one of {', '.join(COMBINES)} (got {name!r})")
     lib = load_library()
