@@ -20,6 +20,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -101,14 +102,20 @@ def widen_checkpoint(src: str | Path, out: str | Path, factor: int, noise: float
     if tied:  # saved once, as transformers does
         state.pop("lm_head.weight")
     new_state, new_cfg = widen_state(state, config, factor, noise, seed)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in new_state.items()}, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
-    for name in PASSENGERS:
-        if (src / name).is_file():
-            shutil.copy2(src / name, out / name)
+    # written beside `out`, then moved into place: a failure leaves no half-written checkpoint
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        part = Path(tmp) / "checkpoint"
+        part.mkdir()
+        save_file({k: v.contiguous() for k, v in new_state.items()}, str(part / "model.safetensors"),
+                  metadata={"format": "pt"})
+        (part / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
+        for name in PASSENGERS:
+            if (src / name).is_file():
+                shutil.copy2(src / name, part / name)
+        if out.exists():
+            shutil.rmtree(out)
+        part.replace(out)
     kv = 2 * new_cfg["num_hidden_layers"] * new_cfg["num_key_value_heads"] * new_cfg["head_dim"] * 2
     return {"checkpoint": str(src), "out": str(out), "factor": factor, "noise": noise,
             "params": sum(v.numel() for v in new_state.values()),

@@ -95,3 +95,16 @@ def test_the_module_reports_bad_input_as_the_cli_bridge_expects(tmp_path, capsys
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["status"] == "error" and "not a checkpoint folder" in line["error"]["message"]
     assert "checkpoints/step-N" in line["error"]["hint"]
+
+
+def test_a_failed_write_leaves_no_half_written_checkpoint(run, tmp_path, monkeypatch):
+    _, _, ckpt = run
+    import safetensors.torch
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        widen.widen_checkpoint(ckpt, tmp_path / "out", 2)
+    assert list(tmp_path.iterdir()) == []
