@@ -108,7 +108,11 @@ evaluate() {  # evaluate NAME TIMEOUT ARGS...: spanattn eval --json, result + re
   if [[ -n "$NODE" ]]; then
     run timeout "$limit" spanattn eval --out "runs/$name" --json "$@" ${EVAL_FLAGS:-} > "$OUT/$name.json"
   else  # no node carried (a ferried checkpoint fills the carry): the CLI's Python child, no report.html
-    run timeout "$limit" python3 -m spanattn.evaluate --out "runs/$name" "$@" ${EVAL_FLAGS:-} > /dev/null
+    local module=spanattn.evaluate args=()
+    for a in "$@"; do  # as the CLI does: --replay runs the replay module, which takes no --replay
+      if [[ "$a" == --replay ]]; then module=spanattn.replay; else args+=("$a"); fi
+    done
+    run timeout "$limit" python3 -m $module --out "runs/$name" "${args[@]}" ${EVAL_FLAGS:-} > /dev/null
     cp "runs/$name/result.json" "$OUT/$name.json" 2>/dev/null || : > "$OUT/$name.json"
   fi
   # cut short (time box): keep the modes and sweep rows it finished
