@@ -24,7 +24,8 @@
 #           dataset's train split in, e.g. LONG_MIX=.ferry/mix) for LONG_MINUTES (or LONG_ARGS=
 #           "--max-steps N"; the run stops itself LONG_MARGIN_S=45 s before BENCH_S with a
 #           checkpoint, train.time_limit_s; LONG_WARM=1 trains on from .ferry/long, and LONG_WIDEN=F
-#           with it widens that checkpoint to F times the attention heads first, spanattn.widen),
+#           with it widens that checkpoint to F times the attention heads first, spanattn.widen;
+#           LONG_WIDEN=F with long-eval alone evaluates the widened copy of .ferry/long untrained),
 #           then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
 #           once per LONG_EVAL_VARIANTS ("eager compiled"; parts joined with +, see variant_flags,
 #           e.g. "compiled+continuous"), then --throughput --sweep-batches
@@ -250,7 +251,7 @@ if has long-train; then
     fi
     LT_SETS=(--set model.path=$WARM_CKPT --set model.config=null --set model.tokenizer=auto)
   elif [[ -n "${LONG_WIDEN:-}" ]]; then
-    echo "LONG_WIDEN widens a ferried checkpoint: it needs LONG_WARM=1" | tee -a "$LOG"; exit 2
+    echo "LONG_WIDEN widens a ferried checkpoint: it needs LONG_WARM=1 (or long-eval alone, to evaluate the widened copy untrained)" | tee -a "$LOG"; exit 2
   fi
   if [[ -n "${LONG_MIX:-}" ]]; then  # DIR[:WEIGHT]: that dataset's train split mixed in (train.mix)
     mix_dir=${LONG_MIX%%:*} mix_w=1; [[ "$LONG_MIX" == *:* ]] && mix_w=${LONG_MIX##*:}
@@ -277,7 +278,12 @@ if has long-eval; then
   LONG_RUN=runs/train-bench/run-long LONG_DATA=datasets/arith-long LONG_CKPT=()
   # trained here from a ferried checkpoint without node: the splits came with the ferry
   [[ ! -f $LONG_DATA/manifest.json && -f .ferry/long/data/manifest.json ]] && LONG_DATA=.ferry/long/data
-  if [[ ! -d $LONG_RUN && -d .ferry/long ]]; then  # a fresh machine: the checkpoint ferried back here
+  if [[ -n "${LONG_WIDEN:-}" ]] && ! has long-train; then  # the widened copy of the ferried checkpoint, untrained
+    [[ -d .ferry/long/checkpoint ]] || { echo "LONG_WIDEN with long-eval widens .ferry/long/checkpoint: carry it" | tee -a "$LOG"; exit 2; }
+    step "widen .ferry/long/checkpoint: $LONG_WIDEN x the attention heads (evaluated as it is, untrained)"
+    run python3 -m spanattn.widen --checkpoint .ferry/long/checkpoint --factor $LONG_WIDEN --out runs/widened --force || exit 2
+    LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint runs/widened)
+  elif [[ ! -d $LONG_RUN && -d .ferry/long ]]; then  # a fresh machine: the checkpoint ferried back here
     LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint .ferry/long/checkpoint)
     step "eval of the ferried checkpoint .ferry/long"
   fi
