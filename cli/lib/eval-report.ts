@@ -62,7 +62,19 @@ export const EvalResultSchema = z
     modes: z.record(z.string(), ModeStatsSchema),
     speedup: maybe.optional(),
     paired: z
-      .object({ metric: z.string(), records: num, both: num, dense_only: num, sparse_only: num, neither: num, difference_points: num, mcnemar_p: num })
+      .object({
+        metric: z.string(),
+        records: num,
+        both: num,
+        dense_only: num,
+        sparse_only: num,
+        neither: num,
+        difference_points: num,
+        difference_ci95: z.tuple([num, num]).optional(), // results before session 8 lack it
+        mcnemar_p: num,
+        dense_only_ids: z.array(z.string()).optional(),
+        sparse_only_ids: z.array(z.string()).optional(),
+      })
       .optional(),
     sweep: z.array(z.object({ batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
     length_sweep: z.array(z.object({ max_new_tokens: num, batch: num, dense: SweepPoint, sparse: SweepPoint, speedup: num })).optional(),
@@ -134,10 +146,11 @@ export function evalTable(r: EvalResult): string {
   return out;
 }
 
-/** "exact match, record by record: 40 both, 7 dense only, 3 sparse only (sparse -0.80 points; McNemar exact p = 0.34)" */
+/** "exact match, record by record: 40 both, 7 dense only, 3 sparse only, 450 neither (sparse -0.80 points, 95% CI -1.73 to +0.61; McNemar exact p = 0.34)" */
 export function pairedLine(p: NonNullable<EvalResult["paired"]>): string {
-  const sign = p.difference_points >= 0 ? "+" : "";
-  return `${p.metric.replace("_", " ")}, record by record: ${p.both} both, ${p.dense_only} dense only, ${p.sparse_only} sparse only, ${p.neither} neither (sparse ${sign}${p.difference_points.toFixed(2)} points; McNemar exact p = ${p.mcnemar_p.toPrecision(2)})`;
+  const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
+  const ci = p.difference_ci95 ? `, 95% CI ${signed(p.difference_ci95[0])} to ${signed(p.difference_ci95[1])}` : "";
+  return `${p.metric.replace("_", " ")}, record by record: ${p.both} both, ${p.dense_only} dense only, ${p.sparse_only} sparse only, ${p.neither} neither (sparse ${signed(p.difference_points)} points${ci}; McNemar exact p = ${p.mcnemar_p.toPrecision(2)})`;
 }
 
 export function replayTable(r: ReplayResult): string {

@@ -188,17 +188,64 @@ def exact_flags(records: list[dict], texts: list[list[str]]) -> list[bool]:
     return [bool(segs) and segs[-1] == rec.get("answer") for rec, segs in zip(records, texts)]
 
 
-def paired_exact_match(dense: list[bool], sparse: list[bool]) -> dict:
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), in logs (n may be large)."""
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lg = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(lg - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(0, min(k, n) + 1)))
+
+
+def _solve(f, target: float, increasing: bool) -> float:
+    """The p in [0, 1] where the monotone f(p) crosses target (bisection)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (f(mid) < target) == increasing:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def paired_difference_ci(dense_only: int, sparse_only: int, records: int, level: float = 0.95) -> tuple[float, float]:
+    """A confidence interval for sparse minus dense exact match, in points, from the discordant
+    records: exact (Clopper-Pearson) for the share of them that only sparse gets right, given
+    how many there are, scaled by their share of all records. Conditional on the discordant
+    count; [0, 0] when there are none."""
+    m = dense_only + sparse_only
+    if m == 0 or records <= 0:
+        return (0.0, 0.0)
+    a = (1 - level) / 2
+    c = sparse_only
+    lo = 0.0 if c == 0 else _solve(lambda p: 1 - _binom_cdf(c - 1, m, p), a, increasing=True)
+    hi = 1.0 if c == m else _solve(lambda p: _binom_cdf(c, m, p), a, increasing=False)
+    scale = 100 * m / records
+    return (scale * (2 * lo - 1), scale * (2 * hi - 1))
+
+
+def paired_exact_match(dense: list[bool], sparse: list[bool], ids: list[str] | None = None) -> dict:
     """The two modes' exact match on the same records, record by record: how many each gets
     right that the other does not, and McNemar's exact test on those (a two-sided binomial
-    test of the discordant records; p near 1: the modes do not differ beyond chance)."""
+    test of the discordant records; p near 1: the modes do not differ beyond chance), with a
+    95% interval for the difference (paired_difference_ci). With ids, the discordant records'
+    ids too, for a closer look at them."""
     b = sum(d and not s for d, s in zip(dense, sparse))
     c = sum(s and not d for d, s in zip(dense, sparse))
     n = b + c
     p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n) if n else 1.0
-    return {"metric": "exact_match", "records": len(dense), "both": sum(d and s for d, s in zip(dense, sparse)),
-            "dense_only": b, "sparse_only": c, "neither": sum(not d and not s for d, s in zip(dense, sparse)),
-            "difference_points": 100 * (c - b) / max(1, len(dense)), "mcnemar_p": p}
+    lo, hi = paired_difference_ci(b, c, len(dense))
+    out = {"metric": "exact_match", "records": len(dense), "both": sum(d and s for d, s in zip(dense, sparse)),
+           "dense_only": b, "sparse_only": c, "neither": sum(not d and not s for d, s in zip(dense, sparse)),
+           "difference_points": 100 * (c - b) / max(1, len(dense)), "difference_ci95": [lo, hi], "mcnemar_p": p}
+    if ids is not None:
+        out["dense_only_ids"] = [i for i, d, s in zip(ids, dense, sparse) if d and not s]
+        out["sparse_only_ids"] = [i for i, d, s in zip(ids, dense, sparse) if s and not d]
+    return out
 
 
 def score_news(records: list[dict], texts: list[list[str]]) -> dict:
@@ -442,7 +489,8 @@ def evaluate(args) -> dict:
         d, s = result["modes"]["dense"], result["modes"]["sparse"]
         result["speedup"] = s["tokens_per_second"] / d["tokens_per_second"] if d["tokens_per_second"] else None
         if len(flags) == 2:
-            result["paired"] = paired_exact_match(flags["dense"], flags["sparse"])
+            result["paired"] = paired_exact_match(flags["dense"], flags["sparse"],
+                                                  ids=[str(r.get("id", i)) for i, r in enumerate(records)])
 
     if args.throughput:
         sweep = []

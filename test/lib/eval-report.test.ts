@@ -52,6 +52,12 @@ describe("eval report", () => {
     });
     expect(evalTable(paired)).toMatch(/^exact match, record by record: 40 both, 7 dense only, 3 sparse only, 450 neither \(sparse -0\.80 points; McNemar exact p = 0\.34\)$/m);
     expect(evalReport(paired)).toContain("7 dense only, 3 sparse only");
+    const withCi = EvalResultSchema.parse({
+      ...result,
+      paired: { ...paired.paired, difference_ci95: [-1.733, 0.6098], dense_only_ids: ["a", "b"], sparse_only_ids: [] },
+    });
+    expect(evalTable(withCi)).toMatch(/\(sparse -0\.80 points, 95% CI -1\.73 to \+0\.61; McNemar exact p = 0\.34\)$/m);
+    expect(() => EvalResultSchema.parse({ ...result, paired: { ...paired.paired, difference_ci95: [-1] } })).toThrow();
   });
 
   it("report.html charts tokens/s and speed-up against generation length and batch, with nothing fetched", () => {

@@ -1,6 +1,7 @@
 """`spanattn eval` on the CPU: a saved run decoded dense and sparse, scoring, replay, bad input."""
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -233,6 +234,34 @@ def test_paired_exact_match_counts_the_records_each_mode_alone_gets_right():
     assert p["mcnemar_p"] == pytest.approx(2 * (1 + 10 + 45 + 120) / 2 ** 10)  # exact binomial, 3 of 10
     assert evaluate.paired_exact_match([True, False], [True, False])["mcnemar_p"] == 1.0  # no discordant record
     assert evaluate.paired_exact_match([True] * 9, [False] * 9)["mcnemar_p"] == pytest.approx(2 / 2 ** 9)
+    # Clopper-Pearson for 3 of 10 discordant records is [0.0667, 0.6525] (the textbook value),
+    # so sparse minus dense lies in 100 * 10/500 * (2p - 1) points
+    lo, hi = p["difference_ci95"]
+    assert lo == pytest.approx(2 * (2 * 0.06674 - 1), abs=2e-3) and hi == pytest.approx(2 * (2 * 0.65245 - 1), abs=2e-3)
+    assert lo < p["difference_points"] < hi
+    assert "dense_only_ids" not in p  # no ids given
+
+
+def test_the_paired_interval_solves_the_exact_binomial_tails():
+    b, c, n = 8, 5, 500
+    lo, hi = evaluate.paired_difference_ci(b, c, n)
+    m = b + c
+    p_lo, p_hi = (lo * n / (100 * m) + 1) / 2, (hi * n / (100 * m) + 1) / 2
+    tail = lambda k0, k1, p: sum(math.comb(m, k) * p ** k * (1 - p) ** (m - k) for k in range(k0, k1 + 1))
+    assert tail(c, m, p_lo) == pytest.approx(0.025, abs=1e-6)  # P(X >= c) at the lower bound
+    assert tail(0, c, p_hi) == pytest.approx(0.025, abs=1e-6)  # P(X <= c) at the upper bound
+    assert evaluate.paired_difference_ci(0, 0, 500) == (0.0, 0.0)
+    assert evaluate.paired_difference_ci(4, 0, 100)[0] == pytest.approx(-4.0)  # all discordant records dense's
+    assert evaluate.paired_difference_ci(0, 4, 100)[1] == pytest.approx(4.0)
+    wide, narrow = evaluate.paired_difference_ci(8, 5, 500, 0.99), evaluate.paired_difference_ci(8, 5, 500, 0.5)
+    assert wide[0] < lo < narrow[0] and narrow[1] < hi < wide[1]
+    big = evaluate.paired_difference_ci(600, 500, 20000)  # large counts stay finite (logs, not floats of C(n, k))
+    assert -1.0 < big[0] < -0.5 < big[1] < 0.5
+
+
+def test_the_paired_counts_name_the_discordant_records():
+    p = evaluate.paired_exact_match([True, True, False, False], [True, False, True, False], ids=["a", "b", "c", "d"])
+    assert p["dense_only_ids"] == ["b"] and p["sparse_only_ids"] == ["c"]
 
 
 def test_an_arith_eval_pairs_the_modes_record_by_record(tmp_path, dataset):
@@ -242,6 +271,8 @@ def test_an_arith_eval_pairs_the_modes_record_by_record(tmp_path, dataset):
     r = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o")))
     p = r["paired"]
     assert p["records"] == r["records"] == p["both"] + p["dense_only"] + p["sparse_only"] + p["neither"]
+    assert (len(p["dense_only_ids"]), len(p["sparse_only_ids"])) == (p["dense_only"], p["sparse_only"])
+    assert p["difference_ci95"][0] <= p["difference_points"] <= p["difference_ci95"][1]
     for mode, alone in (("dense", "dense_only"), ("sparse", "sparse_only")):
         assert p["both"] + p[alone] == round(r["modes"][mode]["accuracy"]["exact_match"] * r["records"])
     one = evaluate.evaluate(args(run=str(tmp_path / "run"), data=str(dataset), out=str(tmp_path / "o1"), modes=["dense"]))
