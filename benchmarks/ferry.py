@@ -23,6 +23,10 @@ travels smaller as one archive, which gpu_pipeline.sh expands on arrival:
     python3 benchmarks/ferry.py archive --name long     # .ferry/long -> .ferry/long.tar.xz
     python3 benchmarks/ferry.py expand --name long      # .ferry/long.tar.xz -> .ferry/long (unless
                                                         # it came from this archive already)
+
+A dataset alone (e.g. more test records, generated where node is) travels as a gzipped folder:
+
+    python3 benchmarks/ferry.py splits --data datasets/arith-long-heldout --name heldout  # .ferry/heldout
 """
 from __future__ import annotations
 
@@ -189,6 +193,22 @@ def expand(args) -> dict:
     return {"name": args.name, "archive": str(source), "expanded": str(folder), "kept": False}
 
 
+def splits(args) -> dict:
+    """A dataset's splits, gzipped, as the dataset folder DEST/NAME (to carry beside an archive:
+    arith-long-heldout's 5,000 test records are ~1 MB so). Written beside and moved into place."""
+    target = Path(args.dest) / args.name
+    if target.exists() and not args.force:
+        raise SystemExit(f"{target} exists (--force replaces it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        copy_splits(Path(args.data), args.splits.split(","), Path(tmp) / args.name)
+        if target.exists():
+            shutil.rmtree(target)
+        (Path(tmp) / args.name).replace(target)
+    return {"name": args.name, "data": args.data, "splits": args.splits.split(","), "folder": str(target),
+            "bytes": sum(f.stat().st_size for f in target.iterdir())}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -211,10 +231,16 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("expand", help="DEST/NAME.tar.xz -> DEST/NAME")
     d.add_argument("--name", required=True)
     d.add_argument("--dest", default=".ferry")
+    e = sub.add_parser("splits", help="a dataset's splits, gzipped, as the dataset folder DEST/NAME (to carry)")
+    e.add_argument("--data", required=True)
+    e.add_argument("--splits", default="train,val,test", help="comma-separated; the loader wants train")
+    e.add_argument("--name", required=True)
+    e.add_argument("--dest", default=".ferry")
+    e.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     if args.cmd == "pack" and not (args.run or args.checkpoint):
         p.error("pack needs --run or --checkpoint")
-    print(json.dumps({"pack": pack, "unpack": unpack, "archive": archive, "expand": expand}[args.cmd](args)))
+    print(json.dumps({"pack": pack, "unpack": unpack, "archive": archive, "expand": expand, "splits": splits}[args.cmd](args)))
 
 
 if __name__ == "__main__":

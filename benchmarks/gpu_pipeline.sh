@@ -26,7 +26,8 @@
 #           checkpoint, train.time_limit_s; LONG_WARM=1 trains on from .ferry/long, and LONG_WIDEN=F
 #           with it widens that checkpoint to F times the attention heads first, spanattn.widen;
 #           LONG_WIDEN=F with long-eval alone evaluates the widened copy of .ferry/long untrained),
-#           then eval --batch 128 on its test split (LONG_EVAL_LIMIT records)
+#           then eval --batch 128 on its test split (LONG_EVAL_LIMIT records; LONG_EVAL_DATA=DIR: that
+#           dataset's test split instead, e.g. .ferry/heldout from configs/data/arith-long-heldout.yaml)
 #           once per LONG_EVAL_VARIANTS ("eager compiled"; parts joined with +, see variant_flags,
 #           e.g. "compiled+continuous"), then --throughput --sweep-batches
 #           1,8,32 (LONG_SWEEP=0 leaves it out). Run it in ONE device call with OUTDIR=$OUT:
@@ -280,12 +281,17 @@ if has long-eval; then
   [[ ! -f $LONG_DATA/manifest.json && -f .ferry/long/data/manifest.json ]] && LONG_DATA=.ferry/long/data
   if [[ -n "${LONG_WIDEN:-}" ]] && ! has long-train; then  # the widened copy of the ferried checkpoint, untrained
     [[ -d .ferry/long/checkpoint ]] || { echo "LONG_WIDEN with long-eval widens .ferry/long/checkpoint: carry it" | tee -a "$LOG"; exit 2; }
-    step "widen .ferry/long/checkpoint: $LONG_WIDEN x the attention heads (evaluated as it is, untrained)"
-    run python3 -m spanattn.widen --checkpoint .ferry/long/checkpoint --factor $LONG_WIDEN --out runs/widened --force || exit 2
+    step "widen .ferry/long/checkpoint: $LONG_WIDEN x the attention heads (evaluated as it is, untrained: no noise)"
+    run python3 -m spanattn.widen --checkpoint .ferry/long/checkpoint --factor $LONG_WIDEN --noise 0 --out runs/widened --force || exit 2
     LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint runs/widened)
   elif [[ ! -d $LONG_RUN && -d .ferry/long ]]; then  # a fresh machine: the checkpoint ferried back here
     LONG_RUN=.ferry/long LONG_DATA=.ferry/long/data LONG_CKPT=(--checkpoint .ferry/long/checkpoint)
     step "eval of the ferried checkpoint .ferry/long"
+  fi
+  if [[ -n "${LONG_EVAL_DATA:-}" ]]; then  # another dataset's test split, e.g. .ferry/heldout (5,000 more records)
+    [[ -f $LONG_EVAL_DATA/manifest.json ]] || { echo "LONG_EVAL_DATA: $LONG_EVAL_DATA is not a dataset folder" | tee -a "$LOG"; exit 2; }
+    LONG_DATA=$LONG_EVAL_DATA
+    step "evaluating on $LONG_DATA"
   fi
   # the headlines first, one per LONG_EVAL_VARIANTS entry, each result written as soon as it is
   # done; then the sweep. An entry joins parts with "+" (variant_flags); its name (less

@@ -111,3 +111,25 @@ def test_archive_and_expand_carry_a_folder_byte_for_byte(ferry, trained, tmp_pat
         ferry.main(["expand", "--name", "other", "--dest", str(dest)])
     with pytest.raises(SystemExit, match="is not a folder"):
         ferry.main(["archive", "--name", "other", "--dest", str(dest)])
+
+
+def test_splits_carries_a_dataset_alone_as_a_loadable_gzipped_folder(ferry, trained, tmp_path, capsys):
+    _, ds, _ = trained
+    dest = tmp_path / "ferry"
+    ferry.main(["splits", "--data", str(ds), "--splits", "train,test", "--name", "held", "--dest", str(dest)])
+    out = json.loads(capsys.readouterr().out)
+    folder = dest / "held"
+    assert out["folder"] == str(folder) and sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "test.jsonl.gz", "train.jsonl.gz"]
+    got, want = data.load_dataset(folder), data.load_dataset(ds)
+    for split in ("train", "test"):  # the loader checks the hashes of the uncompressed bytes
+        assert [r["id"] for r in got.records(split)] == [r["id"] for r in want.records(split)]
+    assert "val" not in json.loads((folder / "manifest.json").read_text())["splits"]
+    with pytest.raises(SystemExit, match="exists"):
+        ferry.main(["splits", "--data", str(ds), "--name", "held", "--dest", str(dest)])
+    with pytest.raises(SystemExit, match="has no split 'nope'"):
+        ferry.main(["splits", "--data", str(ds), "--splits", "train,nope", "--name", "held", "--dest", str(dest), "--force"])
+    assert (folder / "test.jsonl.gz").is_file()  # a refused replacement leaves the old folder
+    ferry.main(["splits", "--data", str(ds), "--name", "held", "--dest", str(dest), "--force"])
+    assert "val" in json.loads((folder / "manifest.json").read_text())["splits"]
+    assert not [p for p in dest.iterdir() if p.name not in ("held",)]  # no temporary folder left
