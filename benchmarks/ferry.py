@@ -155,6 +155,13 @@ def _write_tar(path: Path, folder: Path, arcname: str, compress: str, skip: str 
         tar.add(folder, arcname=arcname, filter=lambda m: None if skip and m.name.endswith("/" + skip) else m)
 
 
+def _move_into_place(built: Path, target: Path) -> None:
+    """Replace target (if any) with the folder built beside it."""
+    if target.exists():
+        shutil.rmtree(target)
+    built.replace(target)
+
+
 def archive(args) -> dict:
     """DEST/NAME -> DEST/NAME.tar.xz, for the device tool's carry (without expand's stamp)."""
     folder, target = Path(args.dest) / args.name, Path(args.dest) / f"{args.name}.tar.xz"
@@ -187,9 +194,7 @@ def expand(args) -> dict:
                 raise SystemExit(f"{source} holds {sorted(names)}, not one folder {args.name}")
             tar.extractall(tmp, filter="data")
         (Path(tmp) / args.name / STAMP).write_text(digest.hexdigest() + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        (Path(tmp) / args.name).replace(folder)
+        _move_into_place(Path(tmp) / args.name, folder)
     return {"name": args.name, "archive": str(source), "expanded": str(folder), "kept": False}
 
 
@@ -202,9 +207,7 @@ def splits(args) -> dict:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         copy_splits(Path(args.data), args.splits.split(","), Path(tmp) / args.name)
-        if target.exists():
-            shutil.rmtree(target)
-        (Path(tmp) / args.name).replace(target)
+        _move_into_place(Path(tmp) / args.name, target)
     return {"name": args.name, "data": args.data, "splits": args.splits.split(","), "folder": str(target),
             "bytes": sum(f.stat().st_size for f in target.iterdir())}
 

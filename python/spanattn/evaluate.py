@@ -237,7 +237,7 @@ def paired_exact_match(dense: list[bool], sparse: list[bool], ids: list[str] | N
     b = sum(d and not s for d, s in zip(dense, sparse))
     c = sum(s and not d for d, s in zip(dense, sparse))
     n = b + c
-    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n) if n else 1.0
+    p = min(1.0, 2 * _binom_cdf(min(b, c), n, 0.5)) if n else 1.0
     lo, hi = paired_difference_ci(b, c, len(dense))
     out = {"metric": "exact_match", "records": len(dense), "both": sum(d and s for d, s in zip(dense, sparse)),
            "dense_only": b, "sparse_only": c, "neither": sum(not d and not s for d, s in zip(dense, sparse)),
