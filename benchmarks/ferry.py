@@ -75,6 +75,8 @@ def copy_checkpoint(ckpt: Path, dst: Path) -> None:
 def copy_splits(data: Path, splits: list[str], dst: Path) -> None:
     """A dataset folder holding these splits (gzipped; the loader reads them and checks their
     hashes). Arithmetic text compresses ~20x: arith-long's 20K train records are ~4 MB."""
+    if not (data / "manifest.json").is_file():
+        raise SystemExit(f"{data} is not a dataset folder (no manifest.json; spanattn gen-data makes one)")
     manifest = json.loads((data / "manifest.json").read_text())
     missing = [s for s in splits if s not in manifest["splits"]]
     if missing:

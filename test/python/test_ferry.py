@@ -130,6 +130,9 @@ def test_splits_carries_a_dataset_alone_as_a_loadable_gzipped_folder(ferry, trai
     with pytest.raises(SystemExit, match="has no split 'nope'"):
         ferry.main(["splits", "--data", str(ds), "--splits", "train,nope", "--name", "held", "--dest", str(dest), "--force"])
     assert (folder / "test.jsonl.gz").is_file()  # a refused replacement leaves the old folder
+    with pytest.raises(SystemExit, match="is not a dataset folder"):
+        ferry.main(["splits", "--data", str(tmp_path / "nothing"), "--name", "other", "--dest", str(dest)])
+    assert not (dest / "other").exists()
     ferry.main(["splits", "--data", str(ds), "--name", "held", "--dest", str(dest), "--force"])
     assert "val" in json.loads((folder / "manifest.json").read_text())["splits"]
     assert not [p for p in dest.iterdir() if p.name not in ("held",)]  # no temporary folder left
